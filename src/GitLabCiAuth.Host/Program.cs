@@ -1,0 +1,61 @@
+using System.Runtime.InteropServices;
+using Kong.PluginServer.Plugins;
+using Kong.PluginServer.Server;
+
+namespace GitLabCiAuth.Host;
+
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        try
+        {
+            return Run(args);
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"gitlab-ci-auth: {e.Message}");
+            Console.Error.WriteLine("run 'gitlab-ci-auth --help' for the options");
+            return 2;
+        }
+    }
+
+    private static int Run(string[] args)
+    {
+        var options = HostOptions.Parse(args);
+        if (options.Help) { Console.Out.WriteLine(HostOptions.Usage); return 0; }
+        if (options.ShowVersion) { Console.Out.WriteLine(PluginCatalog.Version); return 0; }
+
+        var plugin = PluginCatalog.Create(options.Plugin);
+        if (options.Dump)
+        {
+            Console.Out.WriteLine(PluginDump.Render(plugin.Info, options.Protocol));
+            return 0;
+        }
+        return Serve(plugin, options);
+    }
+
+    private static int Serve(IKongPlugin plugin, HostOptions options)
+    {
+        var log = new ServerLog(Console.Error, options.LogLevel);
+        KongPluginServer server;
+        try
+        {
+            server = new KongPluginServer(plugin, options.ToServerOptions(log));
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
+        {
+            log.Error($"cannot listen on {options.SocketPath}: {e.Message}");
+            return 1;
+        }
+
+        using var stop = new ManualResetEventSlim();
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
+        server.Start();
+        stop.Wait();
+        log.Info("signal received: stopping");
+        server.StopAsync().GetAwaiter().GetResult();
+        return 0;
+    }
+}

@@ -1,0 +1,17 @@
+namespace Kong.PluginServer.Pdk;
+
+/// <summary>kong.service.request: the request Kong sends upstream.</summary>
+public sealed class PdkServiceRequest(PdkSession s) : PdkModule(s)
+{
+    public ValueTask SetSchemeAsync(string scheme) => Set(PdkMethods.ServiceRequestSetScheme, PdkArgs.Of(scheme));
+    public ValueTask SetPathAsync(string path) => Set(PdkMethods.ServiceRequestSetPath, PdkArgs.Of(path));
+    public ValueTask SetRawQueryAsync(string query) => Set(PdkMethods.ServiceRequestSetRawQuery, PdkArgs.Of(query));
+    public ValueTask SetMethodAsync(string method) => Set(PdkMethods.ServiceRequestSetMethod, PdkArgs.Of(method));
+    public ValueTask SetQueryAsync(object args) => Set(PdkMethods.ServiceRequestSetQuery, new PdkArgs(value: args));
+    public ValueTask SetHeaderAsync(string name, string value) => Set(PdkMethods.ServiceRequestSetHeader, PdkArgs.KV(name, value));
+    public ValueTask AddHeaderAsync(string name, string value) => Set(PdkMethods.ServiceRequestAddHeader, PdkArgs.KV(name, value));
+    public ValueTask ClearHeaderAsync(string name) => Set(PdkMethods.ServiceRequestClearHeader, PdkArgs.Of(name));
+    /// <summary>Sets several headers in one step: a name → value (string or string[]) map, or an <see cref="IPdkValue"/> writing one.</summary>
+    public ValueTask SetHeadersAsync(object headers) => Set(PdkMethods.ServiceRequestSetHeaders, new PdkArgs(value: headers));
+    public ValueTask SetRawBodyAsync(ReadOnlyMemory<byte> body) => Set(PdkMethods.ServiceRequestSetRawBody, new PdkArgs(bytes: body));
+}

@@ -1,0 +1,78 @@
+using System.Threading.Tasks.Sources;
+
+namespace Kong.PluginServer.Pdk;
+
+/// <summary>Turns a raw reply into the method's result type.</summary>
+public delegate T ReplyDecoder<T>(PdkCodec codec, ReadOnlyMemory<byte> reply, PdkSession session);
+
+/// <summary>
+/// The result of a PDK call that has been queued but perhaps not yet sent. Awaiting it on a pulling
+/// session (ProtoBuf:1) flushes the queued calls in one write and reads replies up to this one; on
+/// MsgPack:1 it completes when Kong's Step delivers the reply. Pooled per thread: no allocation per call.
+/// </summary>
+internal sealed class PendingCall<T> : PdkReplySink, IValueTaskSource<T>
+{
+    [ThreadStatic] private static PendingCall<T>? t_free;
+    [ThreadStatic] private static int t_freeCount;
+
+    private ManualResetValueTaskSourceCore<T> _core;
+    private PdkSession _session = null!;
+    private ReplyDecoder<T> _decode = null!;
+    private PendingCall<T>? _next;
+    private bool _completed;
+
+    public static PendingCall<T> Rent(PdkSession session, ReplyDecoder<T> decode)
+    {
+        var p = t_free;
+        if (p is not null) { t_free = p._next; t_freeCount--; p._next = null; }
+        else p = new PendingCall<T>();
+        p._session = session;
+        p._decode = decode;
+        p._completed = false;
+        return p;
+    }
+
+    public ValueTask<T> Task => new(this, _core.Version);
+
+    public override bool IsCompleted => _completed;
+
+    public override void Complete(PdkCodec codec, ReadOnlyMemory<byte> reply)
+    {
+        T value;
+        try { value = _decode(codec, reply, _session); }
+        catch (Exception e) { _completed = true; _core.SetException(e); return; }
+        _completed = true;
+        _core.SetResult(value);
+    }
+
+    public override void Fail(Exception error)
+    {
+        if (_completed) return;
+        _completed = true;
+        _core.SetException(error);
+    }
+
+    public ValueTaskSourceStatus GetStatus(short token)
+    {
+        if (!_completed && _session.PullsReplies) _session.Pull(this);
+        return _core.GetStatus(token);
+    }
+
+    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+
+    public T GetResult(short token)
+    {
+        if (!_completed && _session.PullsReplies) _session.Pull(this);
+        try { return _core.GetResult(token); }
+        finally { Recycle(); }
+    }
+
+    private void Recycle()
+    {
+        _core.Reset();
+        _session = null!;
+        _decode = null!;
+        if (t_freeCount < 32) { _next = t_free; t_free = this; t_freeCount++; }
+    }
+}

@@ -1,0 +1,263 @@
+using System.Text;
+using Google.Protobuf;
+using Kong.PluginServer.Framing;
+using Kong.PluginServer.Pdk;
+using Kong.PluginServer.Protocol.ProtoBuf.Messages;
+
+namespace Kong.PluginServer.Protocol.ProtoBuf;
+
+/// <summary>
+/// ProtoBuf:1 encoding of PDK steps (spec 3.5): a frame with the method name, a frame with the
+/// argument message. Hot messages are written and read by hand without allocating; the cold result
+/// types (Route, Service, Consumer, MemoryStats, ...) go through the generated Google.Protobuf types.
+/// </summary>
+public sealed class ProtoBufPdkCodec : PdkCodec
+{
+    private readonly ProtoBufValueWriter _values = new();
+
+    public override void WriteCall(OutputBuffer output, PdkMethod method, in PdkArgs a)
+    {
+        output.WriteFrame(method.NameUtf8);
+        int frame = output.BeginFrame();
+        var w = new ProtoWriter(output);
+        switch (method.Arg)
+        {
+            case PdkArgKind.Empty:
+                break;
+            case PdkArgKind.String:
+                if (!string.IsNullOrEmpty(a.Text)) w.StringField(1, a.Text);
+                break;
+            case PdkArgKind.ByteString:
+                if (!a.Bytes.IsEmpty) w.BytesField(1, a.Bytes.Span);
+                break;
+            case PdkArgKind.Int:
+                if (a.Number != 0) w.VarintField(1, a.Number);
+                break;
+            case PdkArgKind.Bool:
+                if (a.Flag) w.BoolField(1, true);
+                break;
+            case PdkArgKind.KV:
+            {
+                if (!string.IsNullOrEmpty(a.Text)) w.StringField(1, a.Text);
+                int v = w.BeginNested(2);
+                _values.BeginRoot(output, ProtoBufValueWriter.RootValue);
+                WriteRootValue(a.Value);
+                w.EndNested(v);
+                break;
+            }
+            case PdkArgKind.Struct:
+                _values.BeginRoot(output, ProtoBufValueWriter.RootStruct);
+                WriteStructEntries(a.Value);
+                break;
+            case PdkArgKind.ListValue:
+                _values.BeginRoot(output, ProtoBufValueWriter.RootList);
+                if (a.Value is object?[] items)
+                    foreach (var item in items) _values.Object(item);
+                else if (a.Text is not null)
+                    _values.String(a.Text);
+                break;
+            case PdkArgKind.ExitArgs:
+                // status is always set: Kong fills an absent status with 0, which raises (spec correction 1)
+                w.VarintField(1, a.Number);
+                if (!a.Bytes.IsEmpty) w.BytesField(2, a.Bytes.Span);
+                if (a.Value is not null)
+                {
+                    int h = w.BeginNested(3);
+                    _values.BeginRoot(output, ProtoBufValueWriter.RootStruct);
+                    WriteStructEntries(a.Value);
+                    w.EndNested(h);
+                }
+                break;
+            case PdkArgKind.Target:
+                if (!string.IsNullOrEmpty(a.Text)) w.StringField(1, a.Text);
+                if (a.Number != 0) w.VarintField(2, a.Number);
+                break;
+            case PdkArgKind.ConsumerSpec:
+                if (!string.IsNullOrEmpty(a.Text)) w.StringField(1, a.Text);
+                if (a.Flag) w.BoolField(2, true);
+                break;
+            case PdkArgKind.AuthenticateArgs:
+                if (a.Value is KongConsumer c)
+                {
+                    int n = w.BeginNested(1);
+                    if (c.Id.Length > 0) w.StringField(1, c.Id);
+                    if (c.CreatedAt != 0) w.VarintField(2, c.CreatedAt);
+                    if (!string.IsNullOrEmpty(c.Username)) w.StringField(3, c.Username);
+                    if (!string.IsNullOrEmpty(c.CustomId)) w.StringField(4, c.CustomId);
+                    if (c.Tags is not null) foreach (var t in c.Tags) w.StringField(5, t);
+                    w.EndNested(n);
+                }
+                if (a.Value2 is KongCredential cred)
+                {
+                    int n = w.BeginNested(2);
+                    if (cred.Id.Length > 0) w.StringField(1, cred.Id);
+                    if (!string.IsNullOrEmpty(cred.ConsumerId)) w.StringField(2, cred.ConsumerId);
+                    w.EndNested(n);
+                }
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(method), method.Arg, "unknown argument kind");
+        }
+        output.EndFrame(frame);
+    }
+
+    private void WriteRootValue(object? value)
+    {
+        // The root Value: write its oneof member directly into the open Value message.
+        _values.Object(value);
+    }
+
+    private void WriteStructEntries(object? map)
+    {
+        switch (map)
+        {
+            case null: break;
+            case IPdkValue v:
+                v.WriteTo(new StructEntriesAdapter(_values));
+                break;
+            default:
+                // Object() on a map writes BeginMap/Key.../EndMap; at a struct root we need only the entries.
+                new StructEntriesAdapter(_values).Object(map);
+                break;
+        }
+    }
+
+    /// <summary>Lets a map writer target a Struct body: the outermost BeginMap/EndMap are dropped.</summary>
+    private sealed class StructEntriesAdapter(ProtoBufValueWriter inner) : PdkValueWriter
+    {
+        private int _depth;
+        public override void BeginMap(int count) { if (_depth++ > 0) inner.BeginMap(count); }
+        public override void EndMap() { if (--_depth > 0) inner.EndMap(); }
+        public override void Key(string name) => inner.Key(name);
+        public override void Null() => inner.Null();
+        public override void String(string value) => inner.String(value);
+        public override void String(ReadOnlySpan<byte> utf8) => inner.String(utf8);
+        public override void Number(double value) => inner.Number(value);
+        public override void Integer(long value) => inner.Integer(value);
+        public override void Bool(bool value) => inner.Bool(value);
+        public override void BeginList(int count) => inner.BeginList(count);
+        public override void EndList() => inner.EndList();
+    }
+
+    // ---------------- replies ----------------
+
+    public override ReadOnlySpan<byte> ReadUtf8(ReadOnlyMemory<byte> reply)
+    {
+        var r = new ProtoReader(reply.Span);
+        ReadOnlySpan<byte> result = default;
+        while (r.Next(out int f, out int wt))
+        {
+            if (f == 1 && wt == 2) result = r.LengthDelimited();
+            else r.Skip(wt);
+        }
+        return result;
+    }
+
+    public override string ReadString(ReadOnlyMemory<byte> reply)
+    {
+        var utf8 = ReadUtf8(reply);
+        return utf8.IsEmpty ? "" : Encoding.UTF8.GetString(utf8);
+    }
+
+    public override byte[] ReadBytes(ReadOnlyMemory<byte> reply) => ReadUtf8(reply).ToArray();
+
+    public override long ReadInt(ReadOnlyMemory<byte> reply)
+    {
+        var r = new ProtoReader(reply.Span);
+        long v = 0;
+        while (r.Next(out int f, out int wt))
+        {
+            if (f == 1 && wt == 0) v = (int)r.Varint();
+            else r.Skip(wt);
+        }
+        return v;
+    }
+
+    public override double ReadNumber(ReadOnlyMemory<byte> reply)
+    {
+        var r = new ProtoReader(reply.Span);
+        double v = 0;
+        while (r.Next(out int f, out int wt))
+        {
+            if (f == 1 && wt == 1) v = r.Fixed64Double();
+            else r.Skip(wt);
+        }
+        return v;
+    }
+
+    public override bool ReadBool(ReadOnlyMemory<byte> reply)
+    {
+        var r = new ProtoReader(reply.Span);
+        bool v = false;
+        while (r.Next(out int f, out int wt))
+        {
+            if (f == 1 && wt == 0) v = r.Varint() != 0;
+            else r.Skip(wt);
+        }
+        return v;
+    }
+
+    public override object? ReadValue(ReadOnlyMemory<byte> reply) => ProtoValues.ReadValue(reply.Span, 0);
+
+    public override KongMultiMap ReadMultiMap(ReadOnlyMemory<byte> reply) => ProtoValues.ReadMultiMap(reply.Span);
+
+    public override KongConsumer? ReadConsumer(ReadOnlyMemory<byte> reply)
+    {
+        if (reply.IsEmpty) return null;
+        var c = Consumer.Parser.ParseFrom(reply.Span);
+        if (c.Id.Length == 0 && c.Username.Length == 0 && c.CustomId.Length == 0) return null;
+        return new KongConsumer(c.Id, NullIfEmpty(c.Username), NullIfEmpty(c.CustomId), c.CreatedAt, c.Tags.ToArray());
+    }
+
+    public override KongCredential? ReadCredential(ReadOnlyMemory<byte> reply)
+    {
+        if (reply.IsEmpty) return null;
+        var c = AuthenticatedCredential.Parser.ParseFrom(reply.Span);
+        return c.Id.Length == 0 && c.ConsumerId.Length == 0 ? null : new KongCredential(c.Id, NullIfEmpty(c.ConsumerId));
+    }
+
+    public override KongRoute? ReadRoute(ReadOnlyMemory<byte> reply)
+    {
+        if (reply.IsEmpty) return null;
+        var r = Route.Parser.ParseFrom(reply.Span);
+        return new KongRoute(r.Id, r.Name, r.CreatedAt, r.UpdatedAt, r.Protocols.ToArray(), r.Methods.ToArray(), r.Hosts.ToArray(),
+            r.Paths.ToArray(), r.Tags.ToArray(), r.StripPath, r.PreserveHost, r.RegexPriority, r.HttpsRedirectStatusCode, r.Service?.Id);
+    }
+
+    public override KongService? ReadService(ReadOnlyMemory<byte> reply)
+    {
+        if (reply.IsEmpty) return null;
+        var s = Service.Parser.ParseFrom(reply.Span);
+        return new KongService(s.Id, s.Name, s.CreatedAt, s.UpdatedAt, s.Protocol, s.Host, s.Port, s.Path, s.Retries,
+            s.ConnectTimeout, s.WriteTimeout, s.ReadTimeout, s.Tags.ToArray());
+    }
+
+    public override KongMemoryStats ReadMemoryStats(ReadOnlyMemory<byte> reply)
+    {
+        var m = MemoryStats.Parser.ParseFrom(reply.Span);
+        var d = m.LuaSharedDicts;
+        return new KongMemoryStats(d?.Kong?.AllocatedSlabs ?? 0, d?.Kong?.Capacity ?? 0, d?.KongDbCache?.AllocatedSlabs ?? 0,
+            d?.KongDbCache?.Capacity ?? 0, m.WorkersLuaVms.Select(w => (w.Pid, w.HttpAllocatedGc)).ToArray());
+    }
+
+    public override KongRawBody ReadRawBody(ReadOnlyMemory<byte> reply)
+    {
+        var b = RawBodyResult.Parser.ParseFrom(reply.Span);
+        return b.KindCase switch
+        {
+            RawBodyResult.KindOneofCase.Content => new KongRawBody(b.Content.ToByteArray(), null, null),
+            RawBodyResult.KindOneofCase.BodyFilepath => new KongRawBody(null, b.BodyFilepath, null),
+            RawBodyResult.KindOneofCase.Error => new KongRawBody(null, null, b.Error),
+            _ => new KongRawBody([], null, null),
+        };
+    }
+
+    public override KongUriCaptures ReadUriCaptures(ReadOnlyMemory<byte> reply)
+    {
+        var u = UriCapturesResult.Parser.ParseFrom(reply.Span);
+        return new KongUriCaptures(u.Unnamed.Select(b => b.ToByteArray()).ToArray(),
+            u.Named.ToDictionary(kv => kv.Key, kv => kv.Value.ToByteArray()));
+    }
+
+    private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
+}

@@ -1,0 +1,93 @@
+using System.Text;
+using Kong.PluginServer.Framing;
+
+namespace Kong.PluginServer.Protocol.ProtoBuf;
+
+/// <summary>
+/// Writes protobuf wire format straight into an <see cref="OutputBuffer"/>, allocation-free.
+/// Nested messages are written in place and their length is back-patched (<see cref="BeginNested"/>).
+/// Proto3 rules as Kong's encoder applies them: default scalars are skipped by the callers, oneof
+/// members are written even when they hold the default.
+/// </summary>
+public readonly struct ProtoWriter(OutputBuffer output)
+{
+    public OutputBuffer Output => output;
+
+    public void Tag(int field, int wireType) => Varint((ulong)((field << 3) | wireType));
+
+    public void Varint(ulong value)
+    {
+        var span = output.GetSpan(10);
+        int i = 0;
+        while (value >= 0x80) { span[i++] = (byte)(value | 0x80); value >>= 7; }
+        span[i++] = (byte)value;
+        output.Advance(i);
+    }
+
+    public void VarintField(int field, long value) { Tag(field, 0); Varint((ulong)value); }
+
+    public void BoolField(int field, bool value) { Tag(field, 0); Varint(value ? 1UL : 0UL); }
+
+    public void DoubleField(int field, double value)
+    {
+        Tag(field, 1);
+        var span = output.GetSpan(8);
+        System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(span, value);
+        output.Advance(8);
+    }
+
+    public void StringField(int field, string value)
+    {
+        Tag(field, 2);
+        int max = Encoding.UTF8.GetMaxByteCount(value.Length);
+        if (max < 128)
+        {
+            // length fits one varint byte: encode after a 1-byte placeholder
+            var span = output.GetSpan(1 + max);
+            int n = Encoding.UTF8.GetBytes(value, span[1..]);
+            span[0] = (byte)n;
+            output.Advance(1 + n);
+        }
+        else
+        {
+            int n = Encoding.UTF8.GetByteCount(value);
+            Varint((ulong)n);
+            int w = Encoding.UTF8.GetBytes(value, output.GetSpan(n));
+            output.Advance(w);
+        }
+    }
+
+    public void BytesField(int field, ReadOnlySpan<byte> value)
+    {
+        Tag(field, 2);
+        Varint((ulong)value.Length);
+        output.Write(value);
+    }
+
+    /// <summary>Starts a length-delimited nested message; finish it with <see cref="EndNested"/>.</summary>
+    public int BeginNested(int field)
+    {
+        Tag(field, 2);
+        return output.Length;
+    }
+
+    /// <summary>Inserts the varint length of everything written since <see cref="BeginNested"/>.</summary>
+    public void EndNested(int start)
+    {
+        int len = output.Length - start;
+        int size = VarintSize((ulong)len);
+        output.ShiftRight(start, size);
+        var span = output.SpanAt(start, size);
+        ulong v = (ulong)len;
+        int i = 0;
+        while (v >= 0x80) { span[i++] = (byte)(v | 0x80); v >>= 7; }
+        span[i] = (byte)v;
+    }
+
+    public static int VarintSize(ulong v)
+    {
+        int n = 1;
+        while (v >= 0x80) { v >>= 7; n++; }
+        return n;
+    }
+}

@@ -1,0 +1,170 @@
+using System.Net.Sockets;
+using Kong.PluginServer.Plugins;
+
+namespace Kong.PluginServer.Server;
+
+/// <summary>
+/// Kong's external plugin server for one plugin: listens on a Unix socket and serves each connection
+/// on its own thread. Start with <see cref="Start"/>, stop with <see cref="StopAsync"/> (stop accepting,
+/// let in-flight events finish within the bound, remove the socket).
+/// </summary>
+public sealed class KongPluginServer : IAsyncDisposable
+{
+    private readonly Socket _listener;
+    private readonly Thread _acceptThread;
+    private readonly object _connLock = new();
+    private readonly HashSet<Socket> _connections = [];
+    private readonly Protocol.MsgPack.MsgPackEvents _msgPackEvents;
+    private int _nextConnectionId;
+    private int _inFlightEvents;
+    private volatile bool _stopping;
+    private long _eventsServed;
+
+    public KongPluginServer(IKongPlugin plugin, ServerOptions options)
+    {
+        Plugin = plugin;
+        Options = options;
+        if (options.Protocol is not (PluginDump.ProtoBuf or PluginDump.MsgPack))
+            throw new ArgumentException($"unknown protocol '{options.Protocol}' ({PluginDump.ProtoBuf} or {PluginDump.MsgPack})");
+        Registry = new InstanceRegistry(plugin, options.Log, options.InstanceIdleTimeout);
+        _msgPackEvents = new Protocol.MsgPack.MsgPackEvents(this);
+        _listener = Bind(options);
+        _acceptThread = new Thread(AcceptLoop) { IsBackground = true, Name = "kong-accept" };
+    }
+
+    public IKongPlugin Plugin { get; }
+    public ServerOptions Options { get; }
+    public InstanceRegistry Registry { get; }
+    internal Protocol.MsgPack.MsgPackEvents MsgPackEvents => _msgPackEvents;
+
+    public int ActiveConnections { get { lock (_connLock) return _connections.Count; } }
+    public int InFlightEvents => Volatile.Read(ref _inFlightEvents);
+    public long EventsServed => Interlocked.Read(ref _eventsServed);
+
+    /// <summary>True once a stop began: no new event starts.</summary>
+    public bool Stopping => _stopping;
+
+    public void Start()
+    {
+        _acceptThread.Start();
+        Options.Log.Info($"serving {Plugin.Info.Name} {Plugin.Info.Version} ({Options.Protocol}) on {Options.SocketPath}");
+    }
+
+    private static Socket Bind(ServerOptions options)
+    {
+        string path = options.SocketPath;
+        if (File.Exists(path) || Directory.Exists(path))
+        {
+            if (Directory.Exists(path)) throw new IOException($"{path} is a directory");
+            if (IsLive(path)) throw new IOException($"another server is listening on {path}; refusing to replace it");
+            File.Delete(path); // stale socket of a dead server
+        }
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir is not null && !Directory.Exists(dir)) throw new IOException($"socket directory {dir} does not exist");
+        var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            s.Bind(new UnixDomainSocketEndPoint(path));
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, options.SocketMode);
+            s.Listen(1024);
+        }
+        catch
+        {
+            s.Dispose();
+            throw;
+        }
+        return s;
+    }
+
+    private static bool IsLive(string path)
+    {
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try { probe.Connect(new UnixDomainSocketEndPoint(path)); return true; }
+        catch (SocketException) { return false; }
+    }
+
+    private void AcceptLoop()
+    {
+        while (!_stopping)
+        {
+            Socket conn;
+            try { conn = _listener.Accept(); }
+            catch (SocketException) when (_stopping) { return; }
+            catch (ObjectDisposedException) { return; }
+            catch (SocketException e)
+            {
+                Options.Log.Warn($"accept failed: {e.SocketErrorCode}");
+                Thread.Sleep(10);
+                continue;
+            }
+            lock (_connLock)
+            {
+                if (_stopping || _connections.Count >= Options.MaxConnections)
+                {
+                    if (!_stopping) Options.Log.Error($"connection limit {Options.MaxConnections} reached; closing a new connection");
+                    conn.Dispose();
+                    continue;
+                }
+                _connections.Add(conn);
+            }
+            int id = Interlocked.Increment(ref _nextConnectionId);
+            var thread = new Thread(() => Serve(conn, id), 256 * 1024) { IsBackground = true, Name = $"kong-conn-{id}" };
+            thread.Start();
+        }
+    }
+
+    private void Serve(Socket socket, int id)
+    {
+        try
+        {
+            if (Options.Protocol == PluginDump.ProtoBuf)
+            {
+                using var c = new ProtoBufConnection(socket, this, id);
+                c.Run();
+            }
+            else
+            {
+                using var c = new Protocol.MsgPack.MsgPackConnection(socket, this, id);
+                c.Run();
+            }
+        }
+        finally
+        {
+            lock (_connLock) _connections.Remove(socket);
+            socket.Dispose();
+        }
+    }
+
+    internal void EventStarted() => Interlocked.Increment(ref _inFlightEvents);
+
+    internal void EventFinished()
+    {
+        Interlocked.Decrement(ref _inFlightEvents);
+        Interlocked.Increment(ref _eventsServed);
+    }
+
+    /// <summary>Stops accepting, waits for in-flight events (bounded), closes connections and removes the socket.</summary>
+    public async Task StopAsync()
+    {
+        if (_stopping) return;
+        _stopping = true;
+        _msgPackEvents.Dispose();
+        try { _listener.Shutdown(SocketShutdown.Both); } catch { }
+        _listener.Dispose();
+        var deadline = DateTime.UtcNow + Options.ShutdownTimeout;
+        while (InFlightEvents > 0 && DateTime.UtcNow < deadline) await Task.Delay(10).ConfigureAwait(false);
+        if (InFlightEvents > 0) Options.Log.Warn($"{InFlightEvents} events still running at shutdown");
+        Socket[] open;
+        lock (_connLock) open = [.. _connections];
+        foreach (var s in open)
+        {
+            try { s.Shutdown(SocketShutdown.Both); } catch { }
+            s.Dispose();
+        }
+        try { File.Delete(Options.SocketPath); } catch { }
+        Registry.Dispose();
+        Options.Log.Info("stopped");
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
+}

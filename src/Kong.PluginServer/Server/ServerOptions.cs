@@ -1,0 +1,31 @@
+using Kong.PluginServer.Plugins;
+
+namespace Kong.PluginServer.Server;
+
+/// <summary>How the plugin server listens and behaves. Defaults are the documented ones.</summary>
+public sealed class ServerOptions
+{
+    /// <summary>Unix socket path Kong connects to (kong.conf pluginserver_NAME_socket).</summary>
+    public required string SocketPath { get; init; }
+
+    /// <summary><see cref="PluginDump.ProtoBuf"/> (default) or <see cref="PluginDump.MsgPack"/>.</summary>
+    public string Protocol { get; init; } = PluginDump.ProtoBuf;
+
+    /// <summary>Socket file mode. Default 0666: Kong's nginx workers (often `nobody`) must be able to connect.</summary>
+    public UnixFileMode SocketMode { get; init; } =
+        UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
+
+    /// <summary>Largest frame (ProtoBuf:1) or message (MsgPack:1) accepted; bigger input closes that connection. Default 16 MiB.</summary>
+    public int MaxFrameBytes { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>An instance unused this long is dropped (Kong re-creates it after "closed"). Default 1 hour.</summary>
+    public TimeSpan InstanceIdleTimeout { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>On SIGTERM, how long in-flight events may take to finish. Default 10 s.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Concurrent connections served; more are closed at once and logged. Default 4096.</summary>
+    public int MaxConnections { get; init; } = 4096;
+
+    public ServerLog Log { get; init; } = ServerLog.Default;
+}
