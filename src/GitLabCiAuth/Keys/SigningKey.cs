@@ -1,0 +1,71 @@
+using Microsoft.IdentityModel.Tokens;
+
+namespace GitLabCiAuth.Keys;
+
+/// <summary>
+/// One imported public key from a JWKS. Imported once per fetch (and reused across fetches while its
+/// material is unchanged), never per request. Signature verification goes through Microsoft.IdentityModel's
+/// <see cref="AsymmetricSignatureProvider"/>, created lazily once per algorithm and reused (thread-safe).
+/// </summary>
+public sealed class SigningKey
+{
+    private readonly SignatureProvider?[] _providers = new SignatureProvider?[JwsAlgorithms.Count];
+
+    internal SigningKey(string kid, JwkKeyType keyType, JwkCurve curve, JwsAlgorithm? algorithm, int keySizeBits,
+        AsymmetricSecurityKey securityKey, string materialFingerprint)
+    {
+        Kid = kid;
+        KeyType = keyType;
+        Curve = curve;
+        Algorithm = algorithm;
+        KeySizeBits = keySizeBits;
+        SecurityKey = securityKey;
+        MaterialFingerprint = materialFingerprint;
+    }
+
+    public string Kid { get; }
+    public JwkKeyType KeyType { get; }
+    public JwkCurve Curve { get; }
+
+    /// <summary>The JWK's <c>alg</c>, when it declared one: then only that algorithm may be used with it.</summary>
+    public JwsAlgorithm? Algorithm { get; }
+
+    public int KeySizeBits { get; }
+
+    /// <summary><see cref="RsaSecurityKey"/> or <see cref="ECDsaSecurityKey"/>.</summary>
+    public AsymmetricSecurityKey SecurityKey { get; }
+
+    /// <summary>SHA-256 over kty/crv/alg/public material: equal fingerprints = same key.</summary>
+    internal string MaterialFingerprint { get; }
+
+    /// <summary>True when a token signed with <paramref name="alg"/> may be verified with this key.</summary>
+    public bool Accepts(JwsAlgorithm alg) =>
+        (Algorithm is null || Algorithm == alg) && JwsAlgorithms.FitsKey(alg, KeyType, Curve);
+
+    /// <summary>
+    /// Verifies a JWS signature: <paramref name="input"/>[0..inputLength) is the ASCII signing input
+    /// (<c>header.payload</c>), <paramref name="signature"/>[0..signatureLength) the decoded signature.
+    /// Callers check <see cref="Accepts"/> first.
+    /// </summary>
+    internal bool Verify(JwsAlgorithm alg, byte[] input, int inputLength, byte[] signature, int signatureLength)
+    {
+        if (!Accepts(alg) || signatureLength <= 0) return false;
+        var provider = Volatile.Read(ref _providers[(int)alg]);
+        if (provider is null)
+        {
+            var created = new AsymmetricSignatureProvider(SecurityKey, JwsAlgorithms.Name(alg), willCreateSignatures: false);
+            provider = Interlocked.CompareExchange(ref _providers[(int)alg], created, null) ?? created;
+            if (!ReferenceEquals(provider, created)) created.Dispose();
+        }
+        try
+        {
+            return provider.Verify(input, 0, inputLength, signature, 0, signatureLength);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false;
+        }
+    }
+
+    public override string ToString() => $"{Kid} ({KeyType}{(Curve == JwkCurve.None ? "" : " " + Curve)}, {KeySizeBits} bits)";
+}

@@ -1,0 +1,310 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Text;
+using System.Text.Json;
+using GitLabCiAuth.Claims;
+using GitLabCiAuth.Keys;
+
+namespace GitLabCiAuth.Tokens;
+
+/// <summary>
+/// Validates GitLab CI ID tokens for one plugin instance (one set of <see cref="TokenValidationOptions"/>),
+/// using a key source shared through a <see cref="JwksKeyStore"/>. Thread-safe; meant to live as long as the
+/// plugin instance (dispose it when the instance goes away, which releases the key source).
+/// <para>
+/// Order of checks: size → extraction/shape → header and payload JSON (strict: duplicate members refused) →
+/// <c>crit</c> (refused) → <c>alg</c> allow-list → <c>kid</c> present → <c>iss</c> → <c>aud</c> → <c>exp</c>/<c>nbf</c>/<c>iat</c>/max age
+/// (these cheap checks come before any key work, so tokens that could never pass do not trigger key fetches) →
+/// key by <c>kid</c> (unknown kid: one cooldown-limited refetch) → <c>alg</c> fits the key → signature
+/// (Microsoft.IdentityModel's <c>AsymmetricSignatureProvider</c>) → required claims.
+/// <c>jku</c>/<c>x5u</c>/<c>jwk</c>/<c>x5c</c> header fields are ignored, never fetched or trusted.
+/// </para>
+/// </summary>
+public sealed class GitLabTokenValidator : IDisposable
+{
+    private const int MaxLogFieldLength = 128;
+
+    private static readonly JsonDocumentOptions s_jsonOptions = new()
+    {
+        MaxDepth = 16,
+        AllowDuplicateProperties = false,
+        CommentHandling = JsonCommentHandling.Disallow,
+        AllowTrailingCommas = false,
+    };
+
+    private static readonly TokenResult s_missing = TokenResult.Failure(TokenError.TokenMissing, "no bearer token was sent");
+    private static readonly TokenResult s_tooLarge = TokenResult.Failure(TokenError.TokenTooLarge, "the token is larger than allowed");
+    private static readonly TokenResult s_badHeader = TokenResult.Failure(TokenError.TokenMalformed,
+        "the credentials are not a bearer JWT (expected 'Bearer <header>.<payload>.<signature>')");
+
+    private readonly KeySourceLease _lease;
+    private readonly TimeProvider _time;
+    private readonly VerifiedTokenCache _cache;
+    private readonly string _issuer;
+    private readonly string[] _audiences;
+    private readonly bool[] _allowedAlgs = new bool[JwsAlgorithms.Count];
+    private readonly string[] _requiredClaims;
+    private readonly long _skewMs;
+    private readonly long _maxAgeMs;
+    private readonly int _maxTokenBytes;
+    private readonly bool _allowBareToken;
+
+    /// <param name="options">Validated here; throws <see cref="TokenOptionsException"/> naming the bad field.</param>
+    /// <param name="keyStore">The shared store; defaults to <see cref="JwksKeyStore.Shared"/>.</param>
+    /// <param name="timeProvider">Clock for token times when no explicit now is given; defaults to the store's clock.</param>
+    public GitLabTokenValidator(TokenValidationOptions options, JwksKeyStore? keyStore = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        keyStore ??= JwksKeyStore.Shared;
+        _time = timeProvider ?? keyStore.TimeProvider;
+
+        _issuer = options.Issuer;
+        _audiences = options.Audiences.ToArray();
+        foreach (var a in options.Algorithms)
+            if (JwsAlgorithms.TryParse(a, out var alg)) _allowedAlgs[(int)alg] = true;
+        _requiredClaims = options.RequiredClaims.Distinct(StringComparer.Ordinal).ToArray();
+        _skewMs = options.ClockSkewSeconds * 1000L;
+        _maxAgeMs = options.MaxTokenAgeSeconds * 1000L;
+        _maxTokenBytes = options.MaxTokenBytes;
+        _allowBareToken = !string.Equals(options.TokenHeader, "authorization", StringComparison.OrdinalIgnoreCase);
+        _cache = new VerifiedTokenCache(options.VerifiedTokenCacheSize);
+        KeySourceSettings = KeySourceSettings.FromOptions(options);
+        _lease = keyStore.Acquire(KeySourceSettings);
+    }
+
+    public KeySourceSettings KeySourceSettings { get; }
+
+    /// <summary>This instance's handle on its shared key source (status, forced refresh).</summary>
+    public KeySourceLease Keys => _lease;
+
+    /// <summary>Completes when the key source's first fetch has finished (successfully or not).</summary>
+    public Task InitialKeyFetch => _lease.InitialFetch;
+
+    public VerifiedTokenCache Cache => _cache;
+
+    /// <summary>Validates the token in a header value, at the validator clock's current time.</summary>
+    public ValueTask<TokenResult> ValidateAsync(ReadOnlySpan<byte> headerValue, CancellationToken cancellationToken = default) =>
+        ValidateAsync(headerValue, _time.GetUtcNow(), cancellationToken);
+
+    /// <summary>Convenience overload (allocates the UTF-8 bytes); null or empty = token_missing.</summary>
+    public ValueTask<TokenResult> ValidateAsync(string? headerValue, DateTimeOffset now, CancellationToken cancellationToken = default) =>
+        headerValue is null ? new(s_missing) : ValidateAsync(Encoding.UTF8.GetBytes(headerValue).AsSpan(), now, cancellationToken);
+
+    public ValueTask<TokenResult> ValidateAsync(string? headerValue, CancellationToken cancellationToken = default) =>
+        ValidateAsync(headerValue, _time.GetUtcNow(), cancellationToken);
+
+    /// <summary>
+    /// Validates the token in <paramref name="headerValue"/> (the raw header value, e.g. <c>Bearer eyJ...</c>, as
+    /// UTF-8). A verified-token cache hit with usable keys completes synchronously without allocating; otherwise
+    /// the token bytes are copied and validation continues asynchronously (it may wait for a key fetch, bounded by
+    /// jwks_fetch_timeout_ms).
+    /// </summary>
+    public ValueTask<TokenResult> ValidateAsync(ReadOnlySpan<byte> headerValue, DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        switch (BearerTokenExtractor.Extract(headerValue, _maxTokenBytes, _allowBareToken, out var range))
+        {
+            case ExtractStatus.Missing: return new(s_missing);
+            case ExtractStatus.TooLarge: return new(s_tooLarge);
+            case ExtractStatus.Malformed: return new(s_badHeader);
+        }
+        var token = headerValue[range];
+        var hash = TokenHash.Compute(token);
+        if (_cache.TryGet(hash, now, _lease.GetUsableKeys(), out var hit)) return new(hit);
+        return ValidateSlowAsync(token.ToArray(), hash, now, cancellationToken);
+    }
+
+    private async ValueTask<TokenResult> ValidateSlowAsync(byte[] token, TokenHash hash, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var tokenHash = hash.ToShortHex();
+        var d1 = Array.IndexOf(token, (byte)'.');
+        var d2 = Array.IndexOf(token, (byte)'.', d1 + 1);
+
+        // --- structure: header and payload must be base64url-encoded JSON objects ---
+        using var header = ParseSegment(token.AsSpan(0, d1));
+        if (header is null || header.RootElement.ValueKind != JsonValueKind.Object)
+            return TokenResult.Failure(TokenError.TokenMalformed, "the token header is not a base64url JSON object", tokenHash: tokenHash);
+        using var payload = ParseSegment(token.AsSpan(d1 + 1, d2 - d1 - 1));
+        if (payload is null || payload.RootElement.ValueKind != JsonValueKind.Object)
+            return TokenResult.Failure(TokenError.TokenMalformed, "the token payload is not a base64url JSON object", tokenHash: tokenHash);
+
+        var h = header.RootElement;
+        var p = payload.RootElement;
+        var kid = LogString(h, "kid");
+        var iss = LogString(p, "iss");
+        var jti = LogString(p, "jti");
+        var aud = LogAudience(p);
+        TokenResult Fail(TokenError e, string description, int retryAfter = 0) =>
+            TokenResult.Failure(e, description, kid, iss, aud, jti, tokenHash, retryAfter);
+
+        // --- header ---
+        if (h.TryGetProperty("crit", out _))
+            return Fail(TokenError.TokenMalformed, "the token uses critical header extensions, which are not supported");
+        if (!h.TryGetProperty("alg", out var algEl) || algEl.ValueKind != JsonValueKind.String)
+            return Fail(TokenError.TokenMalformed, "the token header has no alg");
+        if (!JwsAlgorithms.TryParse(algEl.GetString(), out var alg) || !_allowedAlgs[(int)alg])
+            return Fail(TokenError.AlgorithmNotAllowed, "the token's signing algorithm is not allowed");
+        string? kidValue = null;
+        if (h.TryGetProperty("kid", out var kidEl))
+        {
+            if (kidEl.ValueKind != JsonValueKind.String) return Fail(TokenError.TokenMalformed, "the token header's kid is not a string");
+            kidValue = kidEl.GetString();
+        }
+        if (string.IsNullOrEmpty(kidValue) || kidValue.Length > JwksParser.MaxKidLength)
+            return Fail(TokenError.UnknownKey, "the token does not name a known signing key (no kid)");
+
+        // --- cheap claim checks, before any key work ---
+        if (!p.TryGetProperty("iss", out var issEl) || issEl.ValueKind != JsonValueKind.String
+            || !string.Equals(issEl.GetString(), _issuer, StringComparison.Ordinal))
+            return Fail(TokenError.IssuerMismatch, "the token was not issued by the expected issuer");
+
+        var matchedAudience = MatchAudience(p);
+        if (matchedAudience is null)
+            return Fail(TokenError.AudienceMismatch, "the token's audience is not accepted here");
+
+        var nowMs = now.ToUnixTimeMilliseconds();
+        switch (ReadNumericDate(p, "exp", out var expMs))
+        {
+            case DateRead.Missing: return Fail(TokenError.ClaimMissing, "the token has no exp claim");
+            case DateRead.Invalid: return Fail(TokenError.TokenMalformed, "the token's exp claim is not a valid NumericDate");
+        }
+        var nbfRead = ReadNumericDate(p, "nbf", out var nbfMs);
+        if (nbfRead == DateRead.Invalid) return Fail(TokenError.TokenMalformed, "the token's nbf claim is not a valid NumericDate");
+        var iatRead = ReadNumericDate(p, "iat", out var iatMs);
+        if (iatRead == DateRead.Invalid) return Fail(TokenError.TokenMalformed, "the token's iat claim is not a valid NumericDate");
+
+        if (nowMs >= expMs + _skewMs) return Fail(TokenError.TokenExpired, "the token has expired");
+        if (nbfRead == DateRead.Ok && nowMs + _skewMs < nbfMs) return Fail(TokenError.TokenNotYetValid, "the token is not valid yet (nbf)");
+        if (iatRead == DateRead.Ok && nowMs + _skewMs < iatMs) return Fail(TokenError.TokenNotYetValid, "the token was issued in the future (iat)");
+        if (_maxAgeMs > 0)
+        {
+            if (iatRead != DateRead.Ok) return Fail(TokenError.ClaimMissing, "the token has no iat claim, needed for the maximum token age");
+            if (nowMs - iatMs > _maxAgeMs + _skewMs) return Fail(TokenError.TokenTooOld, "the token is older than the maximum token age");
+        }
+
+        // --- key ---
+        var resolution = await _lease.ResolveAsync(kidValue, cancellationToken).ConfigureAwait(false);
+        switch (resolution.Status)
+        {
+            case KeyResolutionStatus.KeysUnavailable:
+                return Fail(TokenError.KeysUnavailable, "the issuer's signing keys are temporarily unavailable", resolution.RetryAfterSeconds);
+            case KeyResolutionStatus.UnknownKey:
+                return Fail(TokenError.UnknownKey, "the token was signed with an unknown key");
+        }
+        var key = resolution.Key!;
+        if (!key.Accepts(alg))
+            return Fail(TokenError.AlgorithmNotAllowed, "the token's signing algorithm does not match its key");
+
+        // --- signature ---
+        var sigSegment = token.AsSpan(d2 + 1);
+        var sig = ArrayPool<byte>.Shared.Rent(Base64Url.GetMaxDecodedLength(sigSegment.Length) + 1);
+        try
+        {
+            if (Base64Url.DecodeFromUtf8(sigSegment, sig, out _, out var sigLen) != OperationStatus.Done
+                || !key.Verify(alg, token, d2, sig, sigLen))
+                return Fail(TokenError.SignatureInvalid, "the token's signature is invalid");
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(sig);
+        }
+
+        // --- verified: claims ---
+        var claims = ClaimSet.FromJson(p);
+        foreach (var name in _requiredClaims)
+        {
+            if (!claims.TryGet(name, out var v) || (v.IsArray ? v.Items.Length == 0 : string.IsNullOrEmpty(v.Single)))
+                return Fail(TokenError.ClaimMissing, $"the token lacks the required claim '{name}'");
+        }
+
+        var result = TokenResult.Success(claims, DateTimeOffset.FromUnixTimeMilliseconds(expMs),
+            iatRead == DateRead.Ok ? DateTimeOffset.FromUnixTimeMilliseconds(iatMs) : null,
+            p.TryGetProperty("jti", out var jtiEl) && jtiEl.ValueKind == JsonValueKind.String ? jtiEl.GetString() : null,
+            kidValue, _issuer, matchedAudience, tokenHash);
+
+        var deadlineMs = expMs + _skewMs;
+        if (_maxAgeMs > 0) deadlineMs = Math.Min(deadlineMs, iatMs + _maxAgeMs + _skewMs);
+        _cache.Add(hash, result, key, resolution.Set!.Generation, DateTimeOffset.FromUnixTimeMilliseconds(Math.Max(0, deadlineMs - 1)));
+        return result;
+    }
+
+    private string? MatchAudience(JsonElement payload)
+    {
+        if (!payload.TryGetProperty("aud", out var aud)) return null;
+        if (aud.ValueKind == JsonValueKind.String) return Match(aud);
+        if (aud.ValueKind != JsonValueKind.Array) return null;
+        foreach (var a in aud.EnumerateArray())
+        {
+            if (a.ValueKind != JsonValueKind.String) continue;
+            var m = Match(a);
+            if (m is not null) return m;
+        }
+        return null;
+
+        string? Match(JsonElement s)
+        {
+            foreach (var configured in _audiences)
+                if (s.ValueEquals(configured)) return configured;
+            return null;
+        }
+    }
+
+    private enum DateRead { Missing, Invalid, Ok }
+
+    // NumericDate (RFC 7519 §2): seconds since the epoch, possibly fractional; bounded to years 1970..9999.
+    private static DateRead ReadNumericDate(JsonElement payload, string name, out long ms)
+    {
+        ms = 0;
+        if (!payload.TryGetProperty(name, out var el) || el.ValueKind == JsonValueKind.Null) return DateRead.Missing;
+        if (el.ValueKind != JsonValueKind.Number || !el.TryGetDouble(out var seconds)) return DateRead.Invalid;
+        if (double.IsNaN(seconds) || seconds < 0 || seconds > 253402300799d) return DateRead.Invalid;
+        ms = (long)Math.Floor(seconds * 1000d);
+        return DateRead.Ok;
+    }
+
+    private static JsonDocument? ParseSegment(ReadOnlySpan<byte> segment)
+    {
+        var buffer = new byte[Base64Url.GetMaxDecodedLength(segment.Length)];
+        if (Base64Url.DecodeFromUtf8(segment, buffer, out _, out var written) != OperationStatus.Done) return null;
+        try
+        {
+            return JsonDocument.Parse(buffer.AsMemory(0, written), s_jsonOptions);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static string? LogString(JsonElement obj, string name) =>
+        obj.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? Sanitize(v.GetString()) : null;
+
+    private static string? LogAudience(JsonElement payload)
+    {
+        if (!payload.TryGetProperty("aud", out var aud)) return null;
+        if (aud.ValueKind == JsonValueKind.String) return Sanitize(aud.GetString());
+        if (aud.ValueKind != JsonValueKind.Array) return null;
+        var parts = new List<string>();
+        foreach (var a in aud.EnumerateArray())
+            if (a.ValueKind == JsonValueKind.String) parts.Add(a.GetString()!);
+        return Sanitize(string.Join(',', parts));
+    }
+
+    private static string? Sanitize(string? s)
+    {
+        if (s is null) return null;
+        if (s.Length > MaxLogFieldLength) s = s[..MaxLogFieldLength] + "…";
+        foreach (var c in s)
+            if (char.IsControl(c)) return string.Create(s.Length, s, static (dst, src) =>
+            {
+                for (var i = 0; i < src.Length; i++) dst[i] = char.IsControl(src[i]) ? '?' : src[i];
+            });
+        return s;
+    }
+
+    public void Dispose()
+    {
+        _lease.Dispose();
+        _cache.Clear();
+    }
+}

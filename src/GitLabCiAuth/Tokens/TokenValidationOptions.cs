@@ -1,0 +1,159 @@
+using GitLabCiAuth.Keys;
+
+namespace GitLabCiAuth.Tokens;
+
+/// <summary>
+/// The token-validation part of the plugin's configuration (public contract; the lead maps Kong's
+/// snake_case config onto these properties, the snake_case names are used in validation messages).
+/// </summary>
+public sealed class TokenValidationOptions
+{
+    public static readonly IReadOnlyList<string> DefaultRequiredClaims =
+        ["project_id", "namespace_id", "pipeline_id", "job_id", "runner_id", "ref", "ref_type"];
+
+    public static readonly IReadOnlyList<string> DefaultAlgorithms = ["RS256"];
+
+    /// <summary>issuer: exact expected <c>iss</c> (no trailing slash).</summary>
+    public string Issuer { get; set; } = "";
+
+    /// <summary>audiences: the token's <c>aud</c> (string or array) must contain one of these.</summary>
+    public IReadOnlyList<string> Audiences { get; set; } = [];
+
+    /// <summary>jwks_uri: where to fetch keys; null = discover from <c>{issuer}/.well-known/openid-configuration</c>.</summary>
+    public string? JwksUri { get; set; }
+
+    /// <summary>static_jwks: inline JWKS JSON; when set nothing is fetched.</summary>
+    public string? StaticJwks { get; set; }
+
+    /// <summary>algorithms: allowed JWS algorithms (RS/PS/ES 256/384/512). <c>none</c> and HS* are never allowed.</summary>
+    public IReadOnlyList<string> Algorithms { get; set; } = DefaultAlgorithms;
+
+    public int ClockSkewSeconds { get; set; } = 60;
+
+    /// <summary>max_token_age_seconds: reject when <c>iat</c> is older than this; 0 = off.</summary>
+    public int MaxTokenAgeSeconds { get; set; }
+
+    /// <summary>required_claims: must be present and non-empty.</summary>
+    public IReadOnlyList<string> RequiredClaims { get; set; } = DefaultRequiredClaims;
+
+    /// <summary>token_header: the request header carrying the token (<c>Bearer &lt;jwt&gt;</c>).</summary>
+    public string TokenHeader { get; set; } = "authorization";
+
+    /// <summary>max_token_bytes: larger tokens are rejected before any parsing.</summary>
+    public int MaxTokenBytes { get; set; } = 8192;
+
+    public int JwksRefreshSeconds { get; set; } = 3600;
+    public int JwksRefetchCooldownSeconds { get; set; } = 30;
+    public int JwksStaleSeconds { get; set; } = 86400;
+
+    /// <summary>jwks_fetch_timeout_ms: bound on one fetch (discovery + keys), wall clock.</summary>
+    public int JwksFetchTimeoutMs { get; set; } = 2000;
+
+    /// <summary>jwks_ca_file: extra CA bundle (PEM) trusted for the key endpoints, on top of the system roots.</summary>
+    public string? JwksCaFile { get; set; }
+
+    /// <summary>allow_insecure_http: allow http:// issuer / jwks_uri (tests, labs). Off by default.</summary>
+    public bool AllowInsecureHttp { get; set; }
+
+    /// <summary>verified_token_cache_size: LRU capacity of the verified-token cache; 0 disables it.</summary>
+    public int VerifiedTokenCacheSize { get; set; } = 10000;
+
+    /// <summary>Throws <see cref="TokenOptionsException"/> naming the first invalid field.</summary>
+    public void Validate()
+    {
+        if (!TryValidate(out var error)) throw new TokenOptionsException(error!);
+    }
+
+    /// <summary>Returns false and a message of the form <c>field: problem</c> when the options are invalid.</summary>
+    public bool TryValidate(out string? error)
+    {
+        error = Check();
+        return error is null;
+    }
+
+    private string? Check()
+    {
+        // issuer
+        if (string.IsNullOrWhiteSpace(Issuer)) return "issuer: is required";
+        if (Issuer.EndsWith('/')) return "issuer: must not end with '/'";
+        if (!Uri.TryCreate(Issuer, UriKind.Absolute, out var iss) || !IsHttpScheme(iss))
+            return "issuer: must be an absolute https:// URL";
+        if (iss.Scheme == Uri.UriSchemeHttp && !AllowInsecureHttp)
+            return "issuer: http:// is refused (set allow_insecure_http to allow it)";
+        if (!string.IsNullOrEmpty(iss.Query) || !string.IsNullOrEmpty(iss.Fragment) || !string.IsNullOrEmpty(iss.UserInfo))
+            return "issuer: must not have a query, fragment or user info";
+
+        // audiences
+        if (Audiences is null || Audiences.Count == 0) return "audiences: at least one audience is required";
+        foreach (var a in Audiences)
+            if (string.IsNullOrWhiteSpace(a)) return "audiences: an audience must not be empty";
+
+        // key source
+        if (StaticJwks is not null && JwksUri is not null)
+            return "static_jwks: set either static_jwks or jwks_uri, not both";
+        if (JwksUri is not null)
+        {
+            if (!Uri.TryCreate(JwksUri, UriKind.Absolute, out var j) || !IsHttpScheme(j))
+                return "jwks_uri: must be an absolute https:// URL";
+            if (j.Scheme == Uri.UriSchemeHttp && !AllowInsecureHttp)
+                return "jwks_uri: http:// is refused (set allow_insecure_http to allow it)";
+            if (!string.IsNullOrEmpty(j.UserInfo)) return "jwks_uri: must not contain user info";
+        }
+        if (StaticJwks is not null)
+        {
+            if (string.IsNullOrWhiteSpace(StaticJwks)) return "static_jwks: must not be empty";
+            var parsed = JwksParser.Parse(System.Text.Encoding.UTF8.GetBytes(StaticJwks), previous: null, log: null);
+            if (parsed.Set is null) return "static_jwks: " + parsed.Error;
+        }
+
+        // algorithms
+        if (Algorithms is null || Algorithms.Count == 0) return "algorithms: at least one algorithm is required";
+        foreach (var a in Algorithms)
+        {
+            if (a is null) return "algorithms: must not contain null";
+            if (string.Equals(a, "none", StringComparison.OrdinalIgnoreCase) || a.StartsWith("HS", StringComparison.OrdinalIgnoreCase))
+                return $"algorithms: '{a}' can never be allowed";
+            if (!JwsAlgorithms.TryParse(a, out _))
+                return $"algorithms: '{a}' is not supported (allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512)";
+        }
+
+        if (ClockSkewSeconds is < 0 or > 600) return "clock_skew_seconds: must be between 0 and 600";
+        if (MaxTokenAgeSeconds < 0) return "max_token_age_seconds: must be 0 (off) or positive";
+
+        if (RequiredClaims is null) return "required_claims: must not be null";
+        foreach (var c in RequiredClaims)
+            if (string.IsNullOrWhiteSpace(c)) return "required_claims: a claim name must not be empty";
+
+        if (string.IsNullOrWhiteSpace(TokenHeader)) return "token_header: is required";
+        foreach (var ch in TokenHeader)
+            if (!IsTokenChar(ch)) return "token_header: is not a valid header name";
+
+        if (MaxTokenBytes is < 256 or > 65536) return "max_token_bytes: must be between 256 and 65536";
+        if (JwksRefreshSeconds is < 10 or > 7 * 86400) return "jwks_refresh_seconds: must be between 10 and 604800";
+        if (JwksRefetchCooldownSeconds is < 1 or > 86400) return "jwks_refetch_cooldown_seconds: must be between 1 and 86400";
+        if (JwksStaleSeconds < JwksRefreshSeconds) return "jwks_stale_seconds: must be at least jwks_refresh_seconds";
+        if (JwksStaleSeconds > 30 * 86400) return "jwks_stale_seconds: must be at most 2592000 (30 days)";
+        if (JwksFetchTimeoutMs is < 50 or > 60000) return "jwks_fetch_timeout_ms: must be between 50 and 60000";
+        if (JwksCaFile is not null && string.IsNullOrWhiteSpace(JwksCaFile)) return "jwks_ca_file: must not be empty";
+        if (VerifiedTokenCacheSize is < 0 or > 1_000_000) return "verified_token_cache_size: must be between 0 and 1000000";
+        return null;
+    }
+
+    /// <summary>The discovery document URL for <see cref="Issuer"/>.</summary>
+    public string DiscoveryUrl => Issuer + "/.well-known/openid-configuration";
+
+    private static bool IsHttpScheme(Uri u) => u.Scheme == Uri.UriSchemeHttps || u.Scheme == Uri.UriSchemeHttp;
+
+    private static bool IsTokenChar(char c) =>
+        c is >= 'a' and <= 'z' or >= 'A' and <= 'Z' or >= '0' and <= '9'
+          or '!' or '#' or '$' or '%' or '&' or '\'' or '*' or '+' or '-' or '.' or '^' or '_' or '`' or '|' or '~';
+}
+
+/// <summary>Invalid <see cref="TokenValidationOptions"/>; the message starts with the snake_case field name.</summary>
+public sealed class TokenOptionsException : ArgumentException
+{
+    public TokenOptionsException(string message) : base(message) { }
+
+    /// <summary>The snake_case field the message names (text before the first ':').</summary>
+    public string Field => Message.Split(':', 2)[0];
+}
