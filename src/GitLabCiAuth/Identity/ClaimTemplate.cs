@@ -1,0 +1,63 @@
+using System.Text;
+using GitLabCiAuth.Claims;
+
+namespace GitLabCiAuth.Identity;
+
+/// <summary>
+/// A text with <c>{claim}</c> placeholders (credential ids, ACL group names), compiled once. Rendering
+/// yields null when a placeholder's claim is absent or an array, so nothing is built from missing data.
+/// </summary>
+public sealed class ClaimTemplate
+{
+    private readonly string[] _literals;   // n+1 literal pieces around n claims
+    private readonly string[] _claims;
+
+    private ClaimTemplate(string source, string[] literals, string[] claims)
+    {
+        Source = source;
+        _literals = literals;
+        _claims = claims;
+    }
+
+    public string Source { get; }
+    public IReadOnlyList<string> Claims => _claims;
+
+    /// <summary>Parses a template; raises <see cref="FormatException"/> for an unbalanced or empty placeholder.</summary>
+    public static ClaimTemplate Parse(string template)
+    {
+        var literals = new List<string>();
+        var claims = new List<string>();
+        var lit = new StringBuilder();
+        for (int i = 0; i < template.Length; i++)
+        {
+            char c = template[i];
+            if (c == '}') throw new FormatException($"'}}' without '{{' at {i}");
+            if (c != '{') { lit.Append(c); continue; }
+            int end = template.IndexOf('}', i + 1);
+            if (end < 0) throw new FormatException($"'{{' at {i} is not closed");
+            string name = template[(i + 1)..end];
+            if (name.Length == 0 || name.Contains('{')) throw new FormatException($"empty or nested placeholder at {i}");
+            literals.Add(lit.ToString());
+            lit.Clear();
+            claims.Add(name);
+            i = end;
+        }
+        literals.Add(lit.ToString());
+        return new ClaimTemplate(template, [.. literals], [.. claims]);
+    }
+
+    public string? Render(ClaimSet claims)
+    {
+        if (_claims.Length == 0) return _literals[0];
+        var sb = new StringBuilder(_literals[0]);
+        for (int i = 0; i < _claims.Length; i++)
+        {
+            var v = claims.GetString(_claims[i]);
+            if (string.IsNullOrEmpty(v)) return null;
+            sb.Append(v).Append(_literals[i + 1]);
+        }
+        return sb.ToString();
+    }
+
+    public override string ToString() => Source;
+}

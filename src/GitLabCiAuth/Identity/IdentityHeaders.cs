@@ -1,0 +1,60 @@
+using GitLabCiAuth.Claims;
+using Kong.PluginServer.Pdk;
+
+namespace GitLabCiAuth.Identity;
+
+/// <summary>
+/// The configured claim → upstream header mapping. For one request it writes the header map straight
+/// into kong.service.request.set_headers (no dictionary is built) and tells which configured headers
+/// must be cleared because the client sent them and the token has no such claim.
+/// </summary>
+public sealed class IdentityHeaders
+{
+    private readonly (string Claim, string Header)[] _map;
+
+    public IdentityHeaders(IReadOnlyDictionary<string, string> claimToHeader)
+    {
+        _map = claimToHeader.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (kv.Key, kv.Value)).ToArray();
+    }
+
+    public int Count => _map.Length;
+    public IEnumerable<(string Claim, string Header)> Mapping => _map;
+
+    /// <summary>The set_headers argument for these claims.</summary>
+    public IPdkValue For(ClaimSet claims) => new Writer(_map, claims);
+
+    /// <summary>The headers to clear: configured, sent by the client, and without a claim in the token.</summary>
+    public void CollectSpoofed(ClaimSet? claims, KongHeaderView request, List<string> toClear)
+    {
+        foreach (var (claim, header) in _map)
+        {
+            if (claims is not null && Value(claims, claim) is not null) continue; // replaced by set_headers
+            if (request.Contains(header)) toClear.Add(header);
+        }
+    }
+
+    internal static string? Value(ClaimSet claims, string claim)
+    {
+        if (!claims.TryGet(claim, out var v)) return null;
+        if (!v.IsArray) return string.IsNullOrEmpty(v.Single) ? null : HeaderValueSanitizer.Sanitize(v.Single);
+        return v.Items.Length == 0 ? null : HeaderValueSanitizer.Sanitize(string.Join(",", v.Items.ToArray()));
+    }
+
+    private sealed class Writer((string Claim, string Header)[] map, ClaimSet claims) : IPdkValue
+    {
+        public void WriteTo(PdkValueWriter w)
+        {
+            int n = 0;
+            foreach (var (claim, _) in map) if (Value(claims, claim) is not null) n++;
+            w.BeginMap(n);
+            foreach (var (claim, header) in map)
+            {
+                var v = Value(claims, claim);
+                if (v is null) continue;
+                w.Key(header);
+                w.String(v);
+            }
+            w.EndMap();
+        }
+    }
+}

@@ -1,0 +1,105 @@
+using System.Text.Json.Serialization.Metadata;
+using GitLabCiAuth.Identity;
+using GitLabCiAuth.Keys;
+using GitLabCiAuth.Policy;
+using GitLabCiAuth.Tokens;
+using Kong.PluginServer.Plugins;
+
+namespace GitLabCiAuth.Plugin;
+
+/// <summary>
+/// gitlab-ci-auth as a Kong plugin: validates GitLab CI ID tokens in `access`, applies the route's claim
+/// policy and hands the job's identity to the upstream, the logs and the rest of Kong. Priority 1200 runs
+/// it among Kong's bundled auth plugins (jwt 1450, key-auth 1250) and before acl (950) and rate-limiting (910).
+/// </summary>
+public sealed class GitLabCiAuthPlugin(JwksKeyStore? keyStore = null, TimeProvider? time = null) : KongPlugin<GitLabCiAuthConfig>
+{
+    public const string PluginName = "gitlab-ci-auth";
+    public const string PluginVersion = "0.1.0";
+
+    private readonly JwksKeyStore _keys = keyStore ?? JwksKeyStore.Shared;
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
+    public override string Name => PluginName;
+    public override string Version => PluginVersion;
+    public override int Priority => 1200;
+    public override KongPhase Phases => KongPhase.Access;
+    public override IReadOnlyList<SchemaField> ConfigFields => GitLabCiAuthSchema.Fields;
+    protected override JsonTypeInfo<GitLabCiAuthConfig> ConfigTypeInfo => GitLabCiAuthJson.Default.GitLabCiAuthConfig;
+
+    protected override void Validate(GitLabCiAuthConfig config) => _ = Compile(config);
+
+    protected override IPluginHandler CreateHandler(GitLabCiAuthConfig config)
+    {
+        var compiled = Compile(config);
+        var validator = new GitLabTokenValidator(compiled.TokenOptions, _keys, _time);
+        return new AccessHandler(config, compiled, validator);
+    }
+
+    /// <summary>Everything derived from a config once per instance; raises <see cref="ConfigException"/> naming the field.</summary>
+    public static CompiledConfig Compile(GitLabCiAuthConfig config)
+    {
+        var token = new TokenValidationOptions
+        {
+            Issuer = config.Issuer,
+            Audiences = config.Audiences,
+            JwksUri = string.IsNullOrWhiteSpace(config.JwksUri) ? null : config.JwksUri,
+            StaticJwks = string.IsNullOrWhiteSpace(config.StaticJwks) ? null : config.StaticJwks,
+            Algorithms = config.Algorithms,
+            ClockSkewSeconds = config.ClockSkewSeconds,
+            MaxTokenAgeSeconds = config.MaxTokenAgeSeconds,
+            RequiredClaims = config.RequiredClaims,
+            TokenHeader = config.TokenHeader.ToLowerInvariant(),
+            MaxTokenBytes = config.MaxTokenBytes,
+            JwksRefreshSeconds = config.JwksRefreshSeconds,
+            JwksRefetchCooldownSeconds = config.JwksRefetchCooldownSeconds,
+            JwksStaleSeconds = config.JwksStaleSeconds,
+            JwksFetchTimeoutMs = config.JwksFetchTimeoutMs,
+            JwksCaFile = string.IsNullOrWhiteSpace(config.JwksCaFile) ? null : config.JwksCaFile,
+            AllowInsecureHttp = config.AllowInsecureHttp,
+            VerifiedTokenCacheSize = config.VerifiedTokenCacheSize,
+        };
+        try { token.Validate(); }
+        catch (TokenOptionsException e) { throw new ConfigException(e.Field, e.Message.Split(':', 2) is [_, var m] ? m.Trim() : e.Message); }
+
+        CompiledPolicy policy;
+        try { policy = PolicyCompiler.Compile(config.Rules); }
+        catch (PolicyConfigException e) { throw new ConfigException(e.Field, e.Message); }
+
+        foreach (var (claim, header) in config.UpstreamHeaders)
+        {
+            if (!IsToken(header)) throw new ConfigException($"upstream_headers.{claim}", $"'{header}' is not a valid header name");
+            if (string.Equals(header, config.TokenHeader, StringComparison.OrdinalIgnoreCase))
+                throw new ConfigException($"upstream_headers.{claim}", "cannot overwrite the token header");
+        }
+        if (!IsToken(config.TokenHeader)) throw new ConfigException("token_header", $"'{config.TokenHeader}' is not a valid header name");
+
+        ClaimTemplate? credential = null;
+        if (!string.IsNullOrEmpty(config.CredentialTemplate))
+        {
+            try { credential = ClaimTemplate.Parse(config.CredentialTemplate); }
+            catch (FormatException e) { throw new ConfigException("credential_template", e.Message); }
+        }
+        var groups = new List<ClaimTemplate>();
+        for (int i = 0; i < config.AuthenticatedGroups.Count; i++)
+        {
+            try { groups.Add(ClaimTemplate.Parse(config.AuthenticatedGroups[i])); }
+            catch (FormatException e) { throw new ConfigException($"authenticated_groups[{i}]", e.Message); }
+        }
+        if (config.ConsumerBy == "id" && config.ConsumerClaim is null)
+            throw new ConfigException("consumer_by", "needs consumer_claim");
+
+        return new CompiledConfig(token, policy, new IdentityHeaders(config.UpstreamHeaders), credential, groups);
+    }
+
+    private static bool IsToken(string name) =>
+        name.Length > 0 && name.All(c => c < 0x7F && (char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c)));
+}
+
+/// <summary>The per-instance compiled form of a config.</summary>
+public sealed record CompiledConfig(
+    TokenValidationOptions TokenOptions,
+    CompiledPolicy Policy,
+    IdentityHeaders Headers,
+    ClaimTemplate? Credential,
+    IReadOnlyList<ClaimTemplate> Groups);
