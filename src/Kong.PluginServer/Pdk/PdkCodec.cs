@@ -27,4 +27,7 @@ public abstract class PdkCodec
     public abstract KongRawBody ReadRawBody(ReadOnlyMemory<byte> reply);
     public abstract KongUriCaptures ReadUriCaptures(ReadOnlyMemory<byte> reply);
     public abstract byte[] ReadBytes(ReadOnlyMemory<byte> reply);
+
+    /// <summary>Looks a header up in a raw get_headers reply: the number of values and the first one.</summary>
+    public abstract int FindHeader(ReadOnlyMemory<byte> reply, scoped ReadOnlySpan<byte> lowerName, out ReadOnlySpan<byte> first);
 }

@@ -29,6 +29,7 @@ internal static class Decode
     public static readonly ReplyDecoder<double> Number = static (c, r, _) => c.ReadNumber(r);
     public static readonly ReplyDecoder<bool> Bool = static (c, r, _) => c.ReadBool(r);
     public static readonly ReplyDecoder<object?> Value = static (c, r, _) => c.ReadValue(r);
+    public static readonly ReplyDecoder<KongHeaderView> HeaderView = static (c, r, s) => new KongHeaderView(c, s.Keep(r.Span));
     public static readonly ReplyDecoder<KongMultiMap> MultiMap = static (c, r, _) => c.ReadMultiMap(r);
     public static readonly ReplyDecoder<KongConsumer?> Consumer = static (c, r, _) => c.ReadConsumer(r);
     public static readonly ReplyDecoder<KongCredential?> Credential = static (c, r, _) => c.ReadCredential(r);

@@ -33,6 +33,10 @@ public sealed class PdkRequest(PdkSession s) : PdkModule(s)
     public ValueTask<KongMultiMap> GetHeadersAsync(int max = 100) =>
         Call(PdkMethods.RequestGetHeaders, PdkArgs.Of(ClampMax(max)), Decode.MultiMap);
 
+    /// <summary>All headers as a raw view searched on demand: one round trip, no dictionary.</summary>
+    public ValueTask<KongHeaderView> GetHeadersViewAsync(int max = 100) =>
+        Call(PdkMethods.RequestGetHeaders, PdkArgs.Of(ClampMax(max)), Decode.HeaderView);
+
     public ValueTask<KongRawBody> GetRawBodyAsync() => Call(PdkMethods.RequestGetRawBody, PdkArgs.None, Decode.RawBody);
 
     /// <summary>Regex captures of the matched route path (Kong 3.1+).</summary>

@@ -181,4 +181,16 @@ public sealed class MsgPackPdkCodec : PdkCodec
         var named = (d?.GetValueOrDefault("named") as Dictionary<string, object?>)?.ToDictionary(kv => kv.Key, kv => B(kv.Value)) ?? [];
         return new KongUriCaptures(unnamed, named);
     }
+
+    public override int FindHeader(ReadOnlyMemory<byte> reply, scoped ReadOnlySpan<byte> lowerName, out ReadOnlySpan<byte> first)
+    {
+        first = default;
+        foreach (var (name, values) in ReadMultiMap(reply))
+        {
+            if (!KongHeaderView.NameEquals(Encoding.UTF8.GetBytes(name), lowerName)) continue;
+            if (values.Length > 0) first = Encoding.UTF8.GetBytes(values[0]);
+            return values.Length;
+        }
+        return 0;
+    }
 }
