@@ -135,6 +135,14 @@ public sealed class KongPluginServer : IAsyncDisposable
         }
     }
 
+    private long _eventWrites;
+
+    /// <summary>Socket writes made while serving events (each one a round trip with Kong, the last included).
+    /// Divided by <see cref="EventsServed"/>: the round trips per event.</summary>
+    public long EventWrites => Interlocked.Read(ref _eventWrites);
+
+    internal void CountEventWrite() => Interlocked.Increment(ref _eventWrites);
+
     internal void EventStarted() => Interlocked.Increment(ref _inFlightEvents);
 
     internal void EventFinished()

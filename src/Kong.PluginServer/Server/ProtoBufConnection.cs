@@ -121,6 +121,7 @@ internal sealed class ProtoBufConnection : PdkSession, IDisposable
             if (Exited)
             {
                 // Kong never answers kong.response.exit nor reads anything after it
+                _server.CountEventWrite();
                 _output.FlushTo(_socket);
                 _awaiting.Clear();
                 _input.DrainToEof();
@@ -128,6 +129,7 @@ internal sealed class ProtoBufConnection : PdkSession, IDisposable
             }
             _output.WriteFrame(ReadOnlySpan<byte>.Empty);  // end of PDK steps
             RpcCodec.WriteReturn(_output, sequence);
+            _server.CountEventWrite();
             _output.FlushTo(_socket);
             DrainReplies();
             return true;
@@ -152,7 +154,11 @@ internal sealed class ProtoBufConnection : PdkSession, IDisposable
 
     public override void Pull(PdkReplySink sink)
     {
-        if (_output.Length > 0) _output.FlushTo(_socket);
+        if (_output.Length > 0)
+        {
+            _server.CountEventWrite();
+            _output.FlushTo(_socket);
+        }
         while (!sink.IsCompleted)
         {
             if (!_awaiting.TryDequeue(out var head))

@@ -132,6 +132,7 @@ internal sealed class MsgPackEvent : PdkSession
             _openConn = null;
             if (end) _finished = true;
         }
+        _owner.Server.CountEventWrite();
         conn.RespondStep(msgId, Id, callback);
         if (end) _owner.Remove(this);
         _ = ret;

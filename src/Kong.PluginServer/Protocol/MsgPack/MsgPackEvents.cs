@@ -22,6 +22,8 @@ internal sealed class MsgPackEvents : IDisposable
 
     public int Count => _events.Count;
 
+    public KongPluginServer Server => _server;
+
     public MsgPackEvent Create(PluginInstance instance, Kong.PluginServer.Plugins.KongPhase phase)
     {
         int id = Interlocked.Increment(ref _nextId) & int.MaxValue;
