@@ -22,6 +22,11 @@ public static class Program
 
     private static int Run(string[] args)
     {
+        if (args.Length > 0 && args[0] == "demo")
+        {
+            var demo = HostOptions.Parse(args[1..]);
+            return Demo.DemoCommand.RunAsync(Console.Out, demo.Protocol).GetAwaiter().GetResult();
+        }
         var options = HostOptions.Parse(args);
         if (options.Help) { Console.Out.WriteLine(HostOptions.Usage); return 0; }
         if (options.ShowVersion) { Console.Out.WriteLine(PluginCatalog.Version); return 0; }

@@ -36,7 +36,7 @@ public sealed record KeySourceStatus(
 /// <item>single flight: at most one fetch in flight; concurrent waiters share it;</item>
 /// <item>fetched at start; re-fetched in the background every refresh interval (after a failure: backoff from
 ///   the cooldown doubling up to the refresh interval);</item>
-/// <item>an unknown kid triggers a refetch only if no fetch started within the cooldown; a kid still unknown after
+/// <item>an unknown kid triggers a refetch only if no unknown-kid refetch started within the cooldown; a kid still unknown after
 ///   a successful fetch started for it is remembered and never triggers another one (until the set changes);</item>
 /// <item>on failure the last good set is served until the stale limit after its fetch; then "keys unavailable".</item>
 /// </list>
@@ -57,6 +57,7 @@ internal sealed class KeySource
     private volatile Snapshot? _snapshot;
     private TaskCompletionSource<bool>? _inflight;
     private DateTimeOffset? _lastAttemptStart;
+    private DateTimeOffset? _lastKidRefetchStart;
     private DateTimeOffset? _lastSuccess;
     private string? _lastError;
     private long _attempts, _failures;
@@ -153,9 +154,10 @@ internal sealed class KeySource
             if (set is not null && set.TryGetKey(kid, out key)) return new(KeyResolutionStatus.Found, key, set, 0);
             if (_inflight is not null) wait = _inflight.Task;                       // join the fetch in flight
             else if (set is not null && _unknownKids.Contains(kid)) wait = null;     // already checked against a fresh set
-            else if (!IsStatic && !_stopped && CooldownElapsedLocked(now))
+            else if (!IsStatic && !_stopped && (set is null ? CooldownElapsedLocked(now) : KidRefetchAllowedLocked(now)))
             {
                 wait = StartFetchLocked();
+                _lastKidRefetchStart = now;
                 started = true;
             }
             else wait = null;                                                        // rate-limited (kid not remembered)
@@ -230,6 +232,11 @@ internal sealed class KeySource
     private KeyResolution Miss(KeySet? set) => set is null
         ? new(KeyResolutionStatus.KeysUnavailable, null, null, RetryAfterSeconds())
         : new(KeyResolutionStatus.UnknownKey, null, set, 0);
+
+    // The cooldown for unknown kids counts only fetches started for an unknown kid: the fetch at start or a
+    // scheduled refresh must not delay picking up a rotation (GitLab publishes the new key without overlap).
+    private bool KidRefetchAllowedLocked(DateTimeOffset now) =>
+        _lastKidRefetchStart is null || now - _lastKidRefetchStart.Value >= Settings.RefetchCooldown;
 
     private bool CooldownElapsedLocked(DateTimeOffset now) =>
         _lastAttemptStart is null || now - _lastAttemptStart.Value >= Settings.RefetchCooldown;

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The test command (README): builds everything, publishes the NativeAOT binary, runs every test project
+# (the host tests start the published binary), smoke-runs the demo on the binary in both protocols, and
+# prints one summary line "N passed, N failed, N skipped". Exit code non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+logs=$(mktemp -d)
+fail=0
+
+step() { echo; echo "== $*"; }
+
+step "restore and build"
+dotnet restore Plugin.sln --nologo -v q || exit 1
+dotnet build Plugin.sln -c Release --no-restore --nologo -v q -clp:ErrorsOnly || exit 1
+
+step "publish the NativeAOT binary"
+dotnet publish src/GitLabCiAuth.Host -c Release -r linux-x64 --nologo -v q -clp:ErrorsOnly -o artifacts/bin || exit 1
+export GITLAB_CI_AUTH_BIN="$root/artifacts/bin/gitlab-ci-auth"
+ls -l "$GITLAB_CI_AUTH_BIN"
+
+step "demo on the binary (ProtoBuf:1 and MsgPack:1)"
+"$GITLAB_CI_AUTH_BIN" demo > "$logs/demo-pb.txt" 2>&1 || { cat "$logs/demo-pb.txt"; echo "demo (ProtoBuf:1) failed"; fail=1; }
+"$GITLAB_CI_AUTH_BIN" demo --protocol MsgPack:1 > "$logs/demo-mp.txt" 2>&1 || { cat "$logs/demo-mp.txt"; echo "demo (MsgPack:1) failed"; fail=1; }
+
+passed=0; failed=0; skipped=0
+for proj in tests/*/*.Tests.csproj; do
+  name=$(basename "$proj" .csproj)
+  step "test $name"
+  dotnet test "$proj" -c Release --no-build --nologo 2>&1 | tee "$logs/$name.txt"
+  rc=${PIPESTATUS[0]}
+  summary=$(grep -E '^(Passed|Failed)!' "$logs/$name.txt" | tail -n 1)
+  if [ -z "$summary" ]; then
+    echo "no test summary from $name (exit $rc)"; fail=1; continue
+  fi
+  p=$(sed -E 's/.*Passed: *([0-9]+).*/\1/' <<<"$summary")
+  f=$(sed -E 's/.*Failed: *([0-9]+).*/\1/' <<<"$summary")
+  s=$(sed -E 's/.*Skipped: *([0-9]+).*/\1/' <<<"$summary")
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  [ "$rc" -eq 0 ] || fail=1
+done
+
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$fail" -eq 0 ] && [ "$failed" -eq 0 ]
