@@ -26,6 +26,7 @@ public sealed class HostOptions
     public TimeSpan InstanceIdleTimeout { get; private set; } = TimeSpan.FromHours(1);
     public TimeSpan ShutdownTimeout { get; private set; } = TimeSpan.FromSeconds(10);
     public int MaxConnections { get; private set; } = 4096;
+    public string? MetricsListen { get; private set; }
 
     public string SocketPath => Socket ?? Path.Combine(KongPrefix, SocketName);
 
@@ -45,6 +46,7 @@ public sealed class HostOptions
           --instance-idle-timeout S     drop instances unused for S seconds (default 3600)
           --shutdown-timeout S          on SIGTERM, wait at most S seconds for in-flight events (default 10)
           --max-connections N           concurrent connections served (default 4096)
+          --metrics-listen HOST:PORT    serve Prometheus metrics at http://HOST:PORT/metrics (off by default)
           --plugin NAME                 gitlab-ci-auth (default) or example (the protocol-floor example)
           -h, --help                    this text
           --version                     print the version
@@ -101,6 +103,10 @@ public sealed class HostOptions
                 case "instance-idle-timeout": o.InstanceIdleTimeout = TimeSpan.FromSeconds(Number(raw, Value(), 1, 7 * 86400)); break;
                 case "shutdown-timeout": o.ShutdownTimeout = TimeSpan.FromSeconds(Number(raw, Value(), 0, 3600)); break;
                 case "max-connections": o.MaxConnections = (int)Number(raw, Value(), 1, 1_000_000); break;
+                case "metrics-listen":
+                    o.MetricsListen = Value();
+                    Metrics.MetricsEndpoint.Parse(o.MetricsListen);
+                    break;
                 case "plugin":
                     o.Plugin = Value();
                     if (o.Plugin is not ("gitlab-ci-auth" or "example"))
@@ -123,8 +129,9 @@ public sealed class HostOptions
         return n;
     }
 
-    public ServerOptions ToServerOptions(ServerLog log) => new()
+    public ServerOptions ToServerOptions(ServerLog log, IServerObserver? observer = null) => new()
     {
+        Observer = observer,
         SocketPath = SocketPath,
         Protocol = Protocol,
         SocketMode = SocketMode,

@@ -43,16 +43,29 @@ public static class Program
     private static int Serve(IKongPlugin plugin, HostOptions options)
     {
         var log = new ServerLog(Console.Error, options.LogLevel);
+        Metrics.MetricsEndpoint? metrics = null;
+        if (options.MetricsListen is not null)
+        {
+            try { metrics = new Metrics.MetricsEndpoint(options.MetricsListen); }
+            catch (Exception e) when (e is System.Net.HttpListenerException or System.Net.Sockets.SocketException or InvalidOperationException)
+            {
+                log.Error($"cannot serve metrics on {options.MetricsListen}: {e.Message}");
+                return 1;
+            }
+            log.Info($"metrics at {metrics.Endpoint}");
+        }
         KongPluginServer server;
         try
         {
-            server = new KongPluginServer(plugin, options.ToServerOptions(log));
+            server = new KongPluginServer(plugin, options.ToServerOptions(log, metrics));
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
         {
             log.Error($"cannot listen on {options.SocketPath}: {e.Message}");
+            metrics?.Dispose();
             return 1;
         }
+        metrics?.Attach(server);
 
         using var stop = new ManualResetEventSlim();
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
@@ -61,6 +74,7 @@ public static class Program
         stop.Wait();
         log.Info("signal received: stopping");
         server.StopAsync().GetAwaiter().GetResult();
+        metrics?.Dispose();
         return 0;
     }
 }

@@ -21,6 +21,12 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
 
     public GitLabTokenValidator Validator => validator;
 
+    public AccessHandler Tracked()
+    {
+        GitLabCiAuthMetrics.Track(validator.Cache);
+        return this;
+    }
+
     public override async ValueTask AccessAsync(KongPdk kong)
     {
         var headersCall = kong.Request.GetHeadersViewAsync(MaxHeaders);
@@ -188,5 +194,9 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         $"kid={r.Kid ?? "-"} iss={r.Issuer ?? "-"} aud={r.Audience ?? "-"} jti={r.Jti ?? "-"} token={r.TokenHash ?? "-"}" +
         (r.Claims is { } c ? $" project_id={c.GetString("project_id")} job_id={c.GetString("job_id")} ref={c.GetString("ref")}" : "");
 
-    public override void Dispose() => validator.Dispose();
+    public override void Dispose()
+    {
+        GitLabCiAuthMetrics.Untrack(validator.Cache);
+        validator.Dispose();
+    }
 }

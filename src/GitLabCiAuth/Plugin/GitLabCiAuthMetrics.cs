@@ -15,6 +15,29 @@ public static class GitLabCiAuthMetrics
     public static IEnumerable<KeyValuePair<string, long>> RuleHits => s_ruleHits;
     public static IEnumerable<KeyValuePair<string, long>> WouldDenyByCode => s_wouldDeny;
 
+    private static readonly ConcurrentDictionary<VerifiedTokenCache, byte> s_caches = new();
+    private static long s_retiredHits, s_retiredMisses;
+
+    /// <summary>Verified-token cache hits and misses over every live and retired cache; entries in live caches.</summary>
+    public static (long Hits, long Misses, long Size) TokenCache
+    {
+        get
+        {
+            long hits = Interlocked.Read(ref s_retiredHits), misses = Interlocked.Read(ref s_retiredMisses), size = 0;
+            foreach (var c in s_caches.Keys) { hits += c.Hits; misses += c.Misses; size += c.Count; }
+            return (hits, misses, size);
+        }
+    }
+
+    internal static void Track(VerifiedTokenCache cache) => s_caches.TryAdd(cache, 0);
+
+    internal static void Untrack(VerifiedTokenCache cache)
+    {
+        if (!s_caches.TryRemove(cache, out _)) return;
+        Interlocked.Add(ref s_retiredHits, cache.Hits);
+        Interlocked.Add(ref s_retiredMisses, cache.Misses);
+    }
+
     internal static void Token(TokenResult r)
     {
         if (!r.IsValid) s_decisions.AddOrUpdate(("deny", r.ErrorCode!), 1, static (_, v) => v + 1);

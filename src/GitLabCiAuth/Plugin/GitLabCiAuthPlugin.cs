@@ -33,7 +33,7 @@ public sealed class GitLabCiAuthPlugin(JwksKeyStore? keyStore = null, TimeProvid
     {
         var compiled = Compile(config);
         var validator = new GitLabTokenValidator(compiled.TokenOptions, _keys, _time);
-        return new AccessHandler(config, compiled, validator);
+        return new AccessHandler(config, compiled, validator).Tracked();
     }
 
     /// <summary>Everything derived from a config once per instance; raises <see cref="ConfigException"/> naming the field.</summary>

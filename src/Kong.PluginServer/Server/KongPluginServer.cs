@@ -145,10 +145,11 @@ public sealed class KongPluginServer : IAsyncDisposable
 
     internal void EventStarted() => Interlocked.Increment(ref _inFlightEvents);
 
-    internal void EventFinished()
+    internal void EventFinished(long startTimestamp)
     {
         Interlocked.Decrement(ref _inFlightEvents);
         Interlocked.Increment(ref _eventsServed);
+        Options.Observer?.EventCompleted(System.Diagnostics.Stopwatch.GetElapsedTime(startTimestamp));
     }
 
     /// <summary>Stops accepting, waits for in-flight events (bounded), closes connections and removes the socket.</summary>

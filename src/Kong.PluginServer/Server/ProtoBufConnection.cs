@@ -108,6 +108,7 @@ internal sealed class ProtoBufConnection : PdkSession, IDisposable
 
         instance.Touch();
         Interlocked.Increment(ref instance.InFlight);
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         _server.EventStarted();
         try
         {
@@ -139,7 +140,7 @@ internal sealed class ProtoBufConnection : PdkSession, IDisposable
         {
             Interlocked.Decrement(ref instance.InFlight);
             instance.Touch();
-            _server.EventFinished();
+            _server.EventFinished(started);
         }
     }
 

@@ -28,4 +28,13 @@ public sealed class ServerOptions
     public int MaxConnections { get; init; } = 4096;
 
     public ServerLog Log { get; init; } = ServerLog.Default;
+
+    /// <summary>Optional hook for metrics: told the duration of every event. Must be cheap and thread-safe.</summary>
+    public IServerObserver? Observer { get; init; }
+}
+
+/// <summary>Receives server-level measurements (the host feeds them to its metrics exposition).</summary>
+public interface IServerObserver
+{
+    void EventCompleted(TimeSpan duration);
 }

@@ -39,6 +39,7 @@ internal sealed class MsgPackEvent : PdkSession
     public int Id { get; }
     public PluginInstance Instance { get; }
     public long LastActivity;
+    public long StartedTimestamp { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
 
     public override bool PullsReplies => false;
 

@@ -42,7 +42,7 @@ internal sealed class MsgPackEvents : IDisposable
         {
             Interlocked.Decrement(ref ev.Instance.InFlight);
             ev.Instance.Touch();
-            _server.EventFinished();
+            _server.EventFinished(ev.StartedTimestamp);
         }
     }
 

@@ -1,0 +1,97 @@
+using GitLabCiAuth.Keys;
+using GitLabCiAuth.Plugin;
+using Kong.PluginServer.Server;
+using Prometheus;
+
+namespace GitLabCiAuth.Host.Metrics;
+
+/// <summary>
+/// `--metrics-listen 127.0.0.1:PORT`: Prometheus text at /metrics (prometheus-net does the exposition).
+/// Counters kept by the server and the plugin are copied in just before each scrape; the event latency
+/// histogram is observed per event.
+/// </summary>
+public sealed class MetricsEndpoint : IServerObserver, IDisposable
+{
+    private static readonly double[] LatencyBuckets = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5];
+
+    private readonly CollectorRegistry _registry = Prometheus.Metrics.NewCustomRegistry();
+    private readonly Histogram _latency;
+    private readonly MetricServer _server;
+    private KongPluginServer? _plugin;
+
+    public MetricsEndpoint(string hostPort)
+    {
+        var (host, port) = Parse(hostPort);
+        var f = Prometheus.Metrics.WithCustomRegistry(_registry);
+        _latency = f.CreateHistogram("kong_pluginserver_event_duration_seconds", "Time the server spent on one event (Kong's round trips included).",
+            new HistogramConfiguration { Buckets = LatencyBuckets });
+
+        var events = f.CreateCounter("kong_pluginserver_events_total", "Events served.");
+        var writes = f.CreateCounter("kong_pluginserver_event_round_trips_total", "Socket writes to Kong during events (round trips).");
+        var connections = f.CreateGauge("kong_pluginserver_connections", "Open Kong connections.");
+        var inFlight = f.CreateGauge("kong_pluginserver_events_in_flight", "Events being served.");
+        var instances = f.CreateGauge("kong_pluginserver_instances", "Live plugin instances.");
+        var handlers = f.CreateGauge("kong_pluginserver_handlers", "Distinct configs (instances with the same config share one).");
+        var allocated = f.CreateCounter("dotnet_gc_allocated_bytes_total", "Bytes allocated on the managed heap since start.");
+        var gcs = f.CreateCounter("dotnet_gc_collections_total", "Garbage collections.", new CounterConfiguration { LabelNames = ["generation"] });
+        var decisions = f.CreateCounter("gitlab_ci_auth_decisions_total", "Decisions by outcome and code.", new CounterConfiguration { LabelNames = ["outcome", "code"] });
+        var ruleHits = f.CreateCounter("gitlab_ci_auth_rule_hits_total", "Deciding rule of each policy decision.", new CounterConfiguration { LabelNames = ["rule"] });
+        var wouldDeny = f.CreateCounter("gitlab_ci_auth_dry_run_would_deny_total", "Requests a dry_run route let through that enforce would deny.", new CounterConfiguration { LabelNames = ["code"] });
+        var fetches = f.CreateCounter("gitlab_ci_auth_jwks_fetches_total", "Key set fetches by result.", new CounterConfiguration { LabelNames = ["source", "result"] });
+        var keyAge = f.CreateGauge("gitlab_ci_auth_jwks_key_set_age_seconds", "Age of the key set in use (since its last successful fetch).", new GaugeConfiguration { LabelNames = ["source"] });
+        var keyCount = f.CreateGauge("gitlab_ci_auth_jwks_keys", "Keys in the key set.", new GaugeConfiguration { LabelNames = ["source"] });
+        var cacheHits = f.CreateCounter("gitlab_ci_auth_token_cache_hits_total", "Verified-token cache hits.");
+        var cacheMisses = f.CreateCounter("gitlab_ci_auth_token_cache_misses_total", "Verified-token cache misses.");
+        var cacheSize = f.CreateGauge("gitlab_ci_auth_token_cache_entries", "Tokens in the verified-token caches.");
+
+        _registry.AddBeforeCollectCallback(() =>
+        {
+            if (_plugin is { } p)
+            {
+                events.IncTo(p.EventsServed);
+                writes.IncTo(p.EventWrites);
+                connections.Set(p.ActiveConnections);
+                inFlight.Set(p.InFlightEvents);
+                instances.Set(p.Registry.Count);
+                handlers.Set(p.Registry.HandlerCount);
+            }
+            allocated.IncTo(GC.GetTotalAllocatedBytes());
+            for (int g = 0; g <= GC.MaxGeneration; g++) gcs.WithLabels(g.ToString(System.Globalization.CultureInfo.InvariantCulture)).IncTo(GC.CollectionCount(g));
+            foreach (var ((outcome, code), n) in GitLabCiAuthMetrics.Decisions) decisions.WithLabels(outcome, code).IncTo(n);
+            foreach (var (rule, n) in GitLabCiAuthMetrics.RuleHits) ruleHits.WithLabels(rule).IncTo(n);
+            foreach (var (code, n) in GitLabCiAuthMetrics.WouldDenyByCode) wouldDeny.WithLabels(code).IncTo(n);
+            var now = DateTimeOffset.UtcNow;
+            foreach (var s in JwksKeyStore.Shared.GetStatus())
+            {
+                fetches.WithLabels(s.SourceId, "success").IncTo(s.FetchAttempts - s.FetchFailures);
+                fetches.WithLabels(s.SourceId, "failure").IncTo(s.FetchFailures);
+                keyCount.WithLabels(s.SourceId).Set(s.KeyCount);
+                if (s.LastSuccessAt is { } at) keyAge.WithLabels(s.SourceId).Set((now - at).TotalSeconds);
+            }
+            var (hits, misses, size) = GitLabCiAuthMetrics.TokenCache;
+            cacheHits.IncTo(hits);
+            cacheMisses.IncTo(misses);
+            cacheSize.Set(size);
+        });
+
+        _server = new MetricServer(host, port, "metrics/", _registry);
+        _server.Start();
+        Endpoint = $"http://{host}:{port}/metrics";
+    }
+
+    public string Endpoint { get; }
+
+    public void Attach(KongPluginServer server) => _plugin = server;
+
+    public void EventCompleted(TimeSpan duration) => _latency.Observe(duration.TotalSeconds);
+
+    public static (string Host, int Port) Parse(string hostPort)
+    {
+        int colon = hostPort.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(hostPort[(colon + 1)..], out int port) || port is < 1 or > 65535)
+            throw new UsageException($"--metrics-listen needs HOST:PORT (e.g. 127.0.0.1:9542), not '{hostPort}'");
+        return (hostPort[..colon].Trim('[', ']'), port);
+    }
+
+    public void Dispose() => _server.Dispose();
+}
