@@ -34,6 +34,7 @@ public sealed class HostOptions
         usage: gitlab-ci-auth [options]            serve Kong on a Unix socket
                gitlab-ci-auth -dump                print the plugin info JSON for Kong's query command
                gitlab-ci-auth demo                 play a story of CI calls on an embedded default
+               gitlab-ci-auth check --config FILE --token T|-   why was a job allowed or denied? (check --help)
 
         options (one or two dashes):
           -dump, --dump                 print {"Protocol", "Plugins": [...]} on stdout and exit

@@ -22,6 +22,8 @@ public static class Program
 
     private static int Run(string[] args)
     {
+        if (args.Length > 0 && args[0] == "check")
+            return Check.CheckCommand.RunAsync(args[1..], Console.Out, Console.Error, Console.In).GetAwaiter().GetResult();
         if (args.Length > 0 && args[0] == "demo")
         {
             var demo = HostOptions.Parse(args[1..]);
