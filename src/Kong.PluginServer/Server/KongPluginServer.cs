@@ -57,6 +57,7 @@ public sealed class KongPluginServer : IAsyncDisposable
         {
             if (Directory.Exists(path)) throw new IOException($"{path} is a directory");
             if (IsLive(path)) throw new IOException($"another server is listening on {path}; refusing to replace it");
+            if (!IsSocketFile(path)) throw new IOException($"{path} exists and is not a socket; refusing to replace it");
             File.Delete(path); // stale socket of a dead server
         }
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
@@ -74,6 +75,18 @@ public sealed class KongPluginServer : IAsyncDisposable
             throw;
         }
         return s;
+    }
+
+    /// <summary>open(2) on a Unix socket fails (ENXIO) while a regular file opens: only stale sockets are removed.</summary>
+    private static bool IsSocketFile(string path)
+    {
+        try
+        {
+            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            return false;
+        }
+        catch (IOException) { return true; }
+        catch (UnauthorizedAccessException) { return false; }
     }
 
     private static bool IsLive(string path)
@@ -145,6 +158,9 @@ public sealed class KongPluginServer : IAsyncDisposable
 
     internal void EventStarted() => Interlocked.Increment(ref _inFlightEvents);
 
+    /// <summary>An event counted as started that was refused before it ran (shutdown).</summary>
+    internal void EventRefused() => Interlocked.Decrement(ref _inFlightEvents);
+
     internal void EventFinished(long startTimestamp)
     {
         Interlocked.Decrement(ref _inFlightEvents);
@@ -160,6 +176,10 @@ public sealed class KongPluginServer : IAsyncDisposable
         _msgPackEvents.Dispose();
         try { _listener.Shutdown(SocketShutdown.Both); } catch { }
         _listener.Dispose();
+        // The runtime unlinks the socket it bound when the listener closes. Delete nothing later: during a
+        // `kong reload` a new server may already own the path while this one drains.
+        if (File.Exists(Options.SocketPath) && !IsLive(Options.SocketPath) && IsSocketFile(Options.SocketPath))
+            try { File.Delete(Options.SocketPath); } catch (IOException) { }
         var deadline = DateTime.UtcNow + Options.ShutdownTimeout;
         while (InFlightEvents > 0 && DateTime.UtcNow < deadline) await Task.Delay(10).ConfigureAwait(false);
         if (InFlightEvents > 0) Options.Log.Warn($"{InFlightEvents} events still running at shutdown");
@@ -170,7 +190,6 @@ public sealed class KongPluginServer : IAsyncDisposable
             try { s.Shutdown(SocketShutdown.Both); } catch { }
             s.Dispose();
         }
-        try { File.Delete(Options.SocketPath); } catch { }
         Registry.Dispose();
         Options.Log.Info("stopped");
     }

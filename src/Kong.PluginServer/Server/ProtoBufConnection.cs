@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.Sockets;
 using Kong.PluginServer.Framing;
 using Kong.PluginServer.Pdk;
@@ -21,6 +22,9 @@ internal sealed class ProtoBufConnection : PdkSession, IDisposable
     private readonly ProtoBufPdkCodec _codec = new();
     private readonly Queue<PdkReplySink?> _awaiting = new();
     private readonly int _id;
+    private readonly ManualResetEventSlim _wake = new(false); // not disposed: a late task continuation may still Set it
+    private readonly ConcurrentQueue<PdkReplySink> _pullRequests = new();
+    private Thread? _thread;
 
     public ProtoBufConnection(Socket socket, KongPluginServer server, int id)
     {
@@ -36,6 +40,7 @@ internal sealed class ProtoBufConnection : PdkSession, IDisposable
 
     public void Run()
     {
+        _thread = Thread.CurrentThread;
         try
         {
             while (_input.TryReadFrame(out var frame))
@@ -100,23 +105,24 @@ internal sealed class ProtoBufConnection : PdkSession, IDisposable
         }
         if (phase == KongPhase.None)
             throw new ProtocolViolationException("unknown event name");
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        _server.EventStarted(); // counted before the stop check: shutdown waits for every event it lets start
         if (_server.Stopping)
         {
+            _server.EventRefused();
             Log.Info($"connection {_id}: stopping; no new event starts");
             return false;
         }
 
         instance.Touch();
         Interlocked.Increment(ref instance.InFlight);
-        long started = System.Diagnostics.Stopwatch.GetTimestamp();
-        _server.EventStarted();
         try
         {
             BeginEvent(phase);
             if ((_server.Plugin.Info.Phases & phase) != 0)
             {
                 var task = EventRunner.StartAsync(instance, phase, this, Log);
-                if (!task.IsCompleted) task.AsTask().Wait();
+                if (!task.IsCompleted) WaitServingPulls(task.AsTask());
                 else task.GetAwaiter().GetResult();
             }
             if (Exited)
@@ -142,6 +148,41 @@ internal sealed class ProtoBufConnection : PdkSession, IDisposable
             instance.Touch();
             _server.EventFinished(started);
         }
+    }
+
+    /// <summary>
+    /// Waits for a handler that went asynchronous. Its PDK awaits from other threads come back here as pull
+    /// requests: the socket is only read on this thread, and thread-pool threads never block on Kong.
+    /// </summary>
+    private void WaitServingPulls(Task task)
+    {
+        _wake.Reset();
+        task.ContinueWith(static (_, w) => ((ManualResetEventSlim)w!).Set(), _wake, CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        while (!task.IsCompleted)
+        {
+            _wake.Wait();
+            _wake.Reset();
+            while (_pullRequests.TryDequeue(out var sink))
+            {
+                if (sink.IsCompleted) continue;
+                try { Pull(sink); }
+                catch (Exception e)
+                {
+                    sink.Fail(e);
+                    while (_awaiting.TryDequeue(out var s)) s?.Fail(e);
+                }
+            }
+        }
+        task.GetAwaiter().GetResult();
+    }
+
+    public override bool CanPullOnCurrentThread => Thread.CurrentThread == _thread;
+
+    public override void RequestPull(PdkReplySink sink)
+    {
+        _pullRequests.Enqueue(sink);
+        _wake.Set();
     }
 
     public override void Send(PdkMethod method, in PdkArgs args, PdkReplySink? sink)

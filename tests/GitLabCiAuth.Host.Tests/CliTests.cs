@@ -1,0 +1,77 @@
+using GitLabCiAuth.Host.Tests.Infrastructure;
+
+namespace GitLabCiAuth.Host.Tests;
+
+/// <summary>The command line: bad input is a clear message on stderr and exit code 2; --help is exit 0.</summary>
+public sealed class CliTests
+{
+    [Theory]
+    [InlineData("unknown option '--bogus'", "--bogus")]
+    [InlineData("unknown option '-x'", "-x")]
+    [InlineData("unexpected argument 'serve'", "serve")]
+    [InlineData("--protocol must be ProtoBuf:1 or MsgPack:1", "--protocol", "Grpc:1")]
+    [InlineData("--protocol must be ProtoBuf:1 or MsgPack:1", "--protocol", "protobuf:1")]
+    [InlineData("--socket-mode must be an octal mode", "--socket-mode", "999")]
+    [InlineData("--socket-mode must be an octal mode", "--socket-mode", "rw")]
+    [InlineData("--socket-mode must be an octal mode", "--socket-mode", "1777")]
+    [InlineData("--log-level", "--log-level", "loud")]
+    [InlineData("--max-frame-bytes must be a whole number", "--max-frame-bytes", "-5")]
+    [InlineData("--shutdown-timeout must be a whole number", "--shutdown-timeout", "soon")]
+    [InlineData("--instance-idle-timeout must be a whole number", "--instance-idle-timeout", "0")]
+    [InlineData("--max-connections must be a whole number", "--max-connections", "99999999999")]
+    [InlineData("--plugin must be gitlab-ci-auth or example", "--plugin", "nope")]
+    [InlineData("--socket needs a value", "--socket")]
+    [InlineData("-kong-prefix needs a non-empty value", "-kong-prefix", "")]
+    [InlineData("unknown option '--dumpp'", "--dumpp")]
+    public async Task Bad_command_lines_exit_2_with_a_message_on_stderr(string expected, params string[] args)
+    {
+        using var dir = new TempDir();
+        // the prefix keeps a wrongly accepted command line from serving anywhere else (it would then hang, and fail on the bound)
+        string[] full = ["-kong-prefix", dir.Path, .. args];
+        var run = await HostProcess.RunAsync(full);
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Equal("", run.Stdout);
+        Assert.Contains(expected, run.Stderr);
+        Assert.StartsWith("gitlab-ci-auth: ", run.Stderr);
+        Assert.Empty(dir.Entries());
+    }
+
+    [Fact]
+    public async Task A_bad_flag_is_refused_even_with_dump()
+    {
+        var run = await HostProcess.RunAsync("-dump", "--protocol", "MsgPack:2");
+
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Equal("", run.Stdout); // Kong's cjson would choke on a half-printed dump
+        Assert.Contains("MsgPack:2", run.Stderr);
+    }
+
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    [InlineData("-help")]
+    public async Task Help_exits_0_and_lists_the_options(string flag)
+    {
+        using var dir = new TempDir();
+        var run = await HostProcess.RunAsync(flag, "-kong-prefix", dir.Path);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.StartsWith("usage: gitlab-ci-auth", run.Stdout);
+        foreach (var option in new[] { "-dump", "-kong-prefix", "--socket", "--protocol", "--socket-mode", "--log-level", "--shutdown-timeout" })
+            Assert.Contains(option, run.Stdout);
+        Assert.Equal("", run.Stderr);
+        Assert.Empty(dir.Entries());
+    }
+
+    [Fact]
+    public async Task A_missing_socket_directory_fails_with_a_message()
+    {
+        using var dir = new TempDir();
+        var run = await HostProcess.RunAsync("-kong-prefix", dir.Combine("does-not-exist"));
+
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Equal("", run.Stdout);
+        Assert.Contains("does-not-exist", run.Stderr);
+    }
+}

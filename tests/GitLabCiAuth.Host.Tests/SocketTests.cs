@@ -1,0 +1,128 @@
+using System.Text.RegularExpressions;
+using GitLabCiAuth.Host.Tests.Infrastructure;
+using Kong.PluginServer.Testing;
+
+namespace GitLabCiAuth.Host.Tests;
+
+/// <summary>Where and how the binary listens, stale and live sockets, and where its logs go.</summary>
+public sealed class SocketTests
+{
+    private const UnixFileMode Mode666 = (UnixFileMode)0x1B6; // 0666
+    private static readonly TimeSpan ExitBound = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Kong_prefix_puts_the_socket_in_the_prefix_with_mode_0666()
+    {
+        using var dir = new TempDir();
+        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path);
+
+        Assert.Equal(["gitlab-ci-auth.socket"], dir.Entries());
+        Assert.Equal(Mode666, File.GetUnixFileMode(dir.DefaultSocket)); // nginx workers running as nobody can connect
+        await Example.AssertServesAsync(dir.DefaultSocket);
+    }
+
+    [Theory]
+    [InlineData("660", 0x1B0)]
+    [InlineData("0600", 0x180)]
+    public async Task Socket_mode_is_honoured(string mode, int expected)
+    {
+        using var dir = new TempDir();
+        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path, "--socket-mode", mode);
+
+        Assert.Equal((UnixFileMode)expected, File.GetUnixFileMode(dir.DefaultSocket));
+        await Example.AssertServesAsync(dir.DefaultSocket);
+    }
+
+    [Fact]
+    public async Task Socket_flag_names_the_socket_and_overrides_the_prefix()
+    {
+        using var dir = new TempDir();
+        using var prefix = new TempDir();
+        var socket = dir.Combine("custom-name.sock");
+        await using var host = await HostProcess.ServeAsync(socket, "--plugin", "example", "--socket", socket, "-kong-prefix", prefix.Path);
+
+        Assert.Empty(prefix.Entries());
+        Assert.Equal(Mode666, File.GetUnixFileMode(socket));
+        await Example.AssertServesAsync(socket);
+    }
+
+    [Fact]
+    public async Task A_stale_socket_file_is_removed_and_replaced()
+    {
+        using var dir = new TempDir();
+        Posix.CreateStaleSocket(dir.DefaultSocket);
+        File.SetUnixFileMode(dir.DefaultSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        Assert.False(Posix.IsListening(dir.DefaultSocket));
+
+        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path);
+
+        Assert.Equal(Mode666, File.GetUnixFileMode(dir.DefaultSocket)); // a new socket, not the old file
+        await Example.AssertServesAsync(dir.DefaultSocket);
+    }
+
+    [Fact]
+    public async Task A_second_server_on_a_live_socket_refuses_to_start_and_the_first_keeps_serving()
+    {
+        using var dir = new TempDir();
+        await using var first = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path);
+        await using var kong = Example.Simulator(dir.DefaultSocket);
+        var entity = kong.AddPlugin("{}");
+        var before = await Example.AssertServesAsync(kong, entity, "before");
+
+        var second = await HostProcess.RunAsync("--plugin", "example", "-kong-prefix", dir.Path);
+
+        Assert.True(second.ExitCode != 0, second.ToString());
+        Assert.Equal("", second.Stdout);
+        Assert.Contains("another server is listening", second.Stderr);
+        Assert.False(first.HasExited);
+        Assert.True(File.Exists(dir.DefaultSocket));
+        var after = await Example.AssertServesAsync(kong, entity, "after"); // the pooled connection and the instance survive
+        Assert.Equal(before.InstanceId, after.InstanceId);
+        Assert.Equal(0, after.Retries);
+        await Example.AssertServesAsync(dir.DefaultSocket); // and new connections are accepted
+    }
+
+    [Fact]
+    public async Task Logs_go_to_stderr_only_one_line_per_record()
+    {
+        using var dir = new TempDir();
+        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path, "--log-level", "debug");
+        await using (var kong = Example.Simulator(dir.DefaultSocket, workers: 2))
+        {
+            var entity = kong.AddPlugin("{}");
+            for (int i = 0; i < 10; i++)
+            {
+                await Example.AssertServesAsync(kong, entity, "v" + i, worker: i % 2);
+                var denied = await kong.Worker(i % 2).RunAsync(entity, "access", Example.Request("deny"));
+                Assert.Equal(403, denied.Status);
+            }
+            kong.UpdateConfig(entity, """{"greeting":"hi"}""");
+            var r = await kong.Worker(0).RunAsync(entity, "access", Example.Request("x"));
+            Assert.Equal("hi x@api.test", r.UpstreamHeaders["x-example"]);
+        }
+        Assert.Equal("", host.Stdout); // while serving
+
+        host.Signal(Posix.SIGTERM);
+        Assert.Equal(0, await host.WaitForExitAsync(ExitBound));
+
+        Assert.Equal("", host.Stdout);
+        var lines = host.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.NotEmpty(lines);
+        Assert.All(lines, l => Assert.Matches(new Regex(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info|warn|error) \S"), l));
+        Assert.Contains(lines, l => l.Contains("serving example", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains(" started", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Log_level_off_writes_nothing_at_all()
+    {
+        using var dir = new TempDir();
+        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path, "--log-level", "off");
+        await Example.AssertServesAsync(dir.DefaultSocket);
+
+        host.Signal(Posix.SIGTERM);
+        Assert.Equal(0, await host.WaitForExitAsync(ExitBound));
+        Assert.Equal("", host.Stdout);
+        Assert.Equal("", host.Stderr);
+    }
+}
