@@ -48,6 +48,13 @@ public abstract class PdkSession
     /// <summary>Blocks until <paramref name="sink"/> has its reply (only when <see cref="PullsReplies"/>).</summary>
     public abstract void Pull(PdkReplySink sink);
 
+    /// <summary>Pulling sessions: true when the calling thread may pull a reply itself (the connection's own thread).</summary>
+    public virtual bool CanPullOnCurrentThread => true;
+
+    /// <summary>Pulling sessions: a handler that continued on another thread awaits <paramref name="sink"/>; the
+    /// reply is pulled for it (on the connection's thread) and its continuation runs there.</summary>
+    public virtual void RequestPull(PdkReplySink sink) => Pull(sink);
+
     protected void BeginEvent(KongPhase phase)
     {
         Phase = phase;

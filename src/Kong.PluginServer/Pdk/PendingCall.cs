@@ -54,12 +54,19 @@ internal sealed class PendingCall<T> : PdkReplySink, IValueTaskSource<T>
 
     public ValueTaskSourceStatus GetStatus(short token)
     {
-        if (!_completed && _session.PullsReplies) _session.Pull(this);
+        if (!_completed && _session.PullsReplies && _session.CanPullOnCurrentThread) _session.Pull(this);
         return _core.GetStatus(token);
     }
 
-    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+    {
+        // Awaited on a thread that must not block on the socket (the handler continued on the thread pool after
+        // an async hop): the connection's thread pulls the reply, and the continuation runs there.
+        var session = _session; // the continuation may run (and recycle this) inside _core.OnCompleted
+        bool pull = !_completed && session.PullsReplies;
         _core.OnCompleted(continuation, state, token, flags);
+        if (pull) session.RequestPull(this);
+    }
 
     public T GetResult(short token)
     {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using Kong.PluginServer.Pdk;
@@ -9,6 +10,7 @@ public sealed class EchoConfig
 {
     [JsonPropertyName("header")] public string Header { get; set; } = "x-in";
     [JsonPropertyName("mode")] public string Mode { get; set; } = "echo";
+    [JsonPropertyName("tags")] public string[] Tags { get; set; } = [];
 }
 
 [JsonSerializable(typeof(EchoConfig))]
@@ -16,7 +18,10 @@ internal sealed partial class EchoJson : JsonSerializerContext;
 
 /// <summary>
 /// A plugin whose behaviour the tests steer through its config `mode`: echo (read two headers, set one),
-/// exit, throw, after-exit (PDK call after exit), slow (awaits real async work between calls).
+/// exit, throw (async, after a PDK call; in the log phase too), throw-sync (before any await),
+/// after-exit (PDK call after exit; the exception the plugin saw is recorded), slow (awaits real async work
+/// between calls), gate (signals <see cref="Entered"/>, waits for <see cref="Gate"/>, then sets a header),
+/// config (echoes its parsed config into an upstream header).
 /// </summary>
 public sealed class EchoPlugin : KongPlugin<EchoConfig>
 {
@@ -27,11 +32,24 @@ public sealed class EchoPlugin : KongPlugin<EchoConfig>
     public override IReadOnlyList<SchemaField> ConfigFields { get; } =
     [
         Schema.String("header", @default: "x-in"),
-        Schema.String("mode", @default: "echo", oneOf: ["echo", "exit", "throw", "after-exit", "slow", "log-phase"]),
+        Schema.String("mode", @default: "echo", oneOf: ["echo", "exit", "throw", "throw-sync", "after-exit", "slow", "log-phase", "gate", "config"]),
+        Schema.Array("tags", Schema.StringType(), defaultJson: "[]"),
     ];
     protected override JsonTypeInfo<EchoConfig> ConfigTypeInfo => EchoJson.Default.EchoConfig;
     public int HandlersCreated;
     public int HandlersDisposed;
+
+    /// <summary>Exceptions the plugin's own code observed from PDK calls (after-exit mode).</summary>
+    public readonly ConcurrentQueue<Exception> PluginSaw = new();
+
+    /// <summary>slow mode: the thread each handler continued on after the PDK call that followed its async hop.</summary>
+    public readonly ConcurrentQueue<string?> ContinuedOn = new();
+
+    /// <summary>gate mode: completed when a handler is waiting at the gate.</summary>
+    public readonly TaskCompletionSource Entered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>gate mode: handlers wait for this before finishing.</summary>
+    public readonly TaskCompletionSource Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     protected override IPluginHandler CreateHandler(EchoConfig config)
     {
@@ -41,7 +59,13 @@ public sealed class EchoPlugin : KongPlugin<EchoConfig>
 
     private sealed class Handler(EchoConfig config, EchoPlugin owner) : PluginHandler
     {
-        public override async ValueTask AccessAsync(KongPdk kong)
+        public override ValueTask AccessAsync(KongPdk kong)
+        {
+            if (config.Mode == "throw-sync") throw new InvalidOperationException("sync boom");
+            return AccessCoreAsync(kong);
+        }
+
+        private async ValueTask AccessCoreAsync(KongPdk kong)
         {
             switch (config.Mode)
             {
@@ -53,16 +77,33 @@ public sealed class EchoPlugin : KongPlugin<EchoConfig>
                     throw new InvalidOperationException("boom");
                 case "after-exit":
                     await kong.Response.ExitAsync(401, "no");
-                    await kong.ServiceRequest.SetHeaderAsync("x-late", "1");
+                    try
+                    {
+                        await kong.ServiceRequest.SetHeaderAsync("x-late", "1");
+                    }
+                    catch (Exception e)
+                    {
+                        owner.PluginSaw.Enqueue(e);
+                        throw;
+                    }
                     return;
                 case "slow":
                 {
                     var a = await kong.Request.GetHeaderAsync(config.Header);
                     await Task.Delay(20);
                     var b = await kong.Request.GetPathAsync();
+                    owner.ContinuedOn.Enqueue(Thread.CurrentThread.Name);
                     await kong.ServiceRequest.SetHeaderAsync("x-out", a + b);
                     return;
                 }
+                case "gate":
+                    owner.Entered.TrySetResult();
+                    await owner.Gate.Task;
+                    await kong.ServiceRequest.SetHeaderAsync("x-gate", "open");
+                    return;
+                case "config":
+                    await kong.ServiceRequest.SetHeaderAsync("x-config", $"{config.Header}|{config.Mode}|{string.Join(",", config.Tags)}");
+                    return;
                 default:
                 {
                     var a = kong.Request.GetHeaderAsync(config.Header);
@@ -76,9 +117,36 @@ public sealed class EchoPlugin : KongPlugin<EchoConfig>
         public override async ValueTask LogAsync(KongPdk kong)
         {
             var serialized = await kong.Log.SerializeAsync();
+            if (config.Mode == "throw") throw new InvalidOperationException("log boom");
             await kong.Log.InfoAsync("serialized", serialized.Length);
         }
 
         public override void Dispose() => Interlocked.Increment(ref owner.HandlersDisposed);
+    }
+}
+
+public sealed class ScriptConfig;
+
+[JsonSerializable(typeof(ScriptConfig))]
+internal sealed partial class ScriptJson : JsonSerializerContext;
+
+/// <summary>A plugin whose handler is whatever the test assigns to <see cref="Script"/> (every phase).</summary>
+public sealed class ScriptPlugin : KongPlugin<ScriptConfig>
+{
+    public override string Name => "script";
+    public override string Version => "0.1.0";
+    public override int Priority => 5;
+    public override KongPhase Phases => KongPhase.Rewrite | KongPhase.Access | KongPhase.Response | KongPhase.Log;
+    public override IReadOnlyList<SchemaField> ConfigFields { get; } = [];
+    protected override JsonTypeInfo<ScriptConfig> ConfigTypeInfo => ScriptJson.Default.ScriptConfig;
+
+    public Func<KongPhase, KongPdk, ValueTask>? Script { get; set; }
+
+    protected override IPluginHandler CreateHandler(ScriptConfig config) => new Handler(this);
+
+    private sealed class Handler(ScriptPlugin owner) : IPluginHandler
+    {
+        public ValueTask HandleAsync(KongPhase phase, KongPdk kong) => owner.Script?.Invoke(phase, kong) ?? ValueTask.CompletedTask;
+        public void Dispose() { }
     }
 }

@@ -43,6 +43,11 @@ internal sealed class MsgPackConnection : IDisposable
         catch (SocketException e) { Log.Debug($"connection {_id}: socket error: {e.SocketErrorCode}"); }
         catch (ObjectDisposedException) { }
         catch (Exception e) { Log.Error($"connection {_id}: closing after an unexpected error: {e}"); }
+        finally
+        {
+            // an RPC still open on this connection can never be answered: Kong gave up on that event
+            _server.MsgPackEvents.AbortOpenOn(this);
+        }
     }
 
     /// <summary>Reads one complete msgpack object; false on EOF between messages.</summary>

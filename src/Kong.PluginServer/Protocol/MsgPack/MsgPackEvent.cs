@@ -139,6 +139,16 @@ internal sealed class MsgPackEvent : PdkSession
         _ = ret;
     }
 
+    /// <summary>Aborts the event when its open RPC was on <paramref name="conn"/>: that connection closed before the answer.</summary>
+    public void AbortIfOpenOn(MsgPackConnection conn)
+    {
+        lock (_lock)
+        {
+            if (_finished || !ReferenceEquals(_openConn, conn)) return;
+        }
+        Abort("the connection of its open call closed");
+    }
+
     /// <summary>Drops the event (Kong went away); a waiting handler sees <see cref="KongAbortedException"/>.</summary>
     public void Abort(string reason)
     {

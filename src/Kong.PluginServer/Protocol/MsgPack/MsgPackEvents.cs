@@ -46,6 +46,12 @@ internal sealed class MsgPackEvents : IDisposable
         }
     }
 
+    /// <summary>Aborts the events whose open RPC (HandleEvent or Step not answered yet) was on <paramref name="conn"/>, now closed.</summary>
+    public void AbortOpenOn(MsgPackConnection conn)
+    {
+        foreach (var ev in _events.Values) ev.AbortIfOpenOn(conn);
+    }
+
     private void Sweep()
     {
         long now = Environment.TickCount64;

@@ -110,7 +110,25 @@ public sealed class MsgPackPdkCodec : PdkCodec
     public override long ReadInt(ReadOnlyMemory<byte> reply) => MsgPackValues.AsLong(Value(reply));
     public override double ReadNumber(ReadOnlyMemory<byte> reply) => MsgPackValues.AsDouble(Value(reply));
     public override bool ReadBool(ReadOnlyMemory<byte> reply) => Value(reply) is true;
-    public override object? ReadValue(ReadOnlyMemory<byte> reply) => Value(reply) is byte[] b ? Encoding.UTF8.GetString(b) : Value(reply);
+    public override object? ReadValue(ReadOnlyMemory<byte> reply) => AsPdkValue(Value(reply));
+
+    /// <summary>A value as plugins get it on either protocol (google.protobuf.Value's shapes): numbers are double,
+    /// raw strings are string, throughout the tree.</summary>
+    private static object? AsPdkValue(object? v)
+    {
+        switch (v)
+        {
+            case long l: return (double)l;
+            case byte[] b: return Encoding.UTF8.GetString(b);
+            case List<object?> list:
+                for (int i = 0; i < list.Count; i++) list[i] = AsPdkValue(list[i]);
+                return list;
+            case Dictionary<string, object?> map:
+                foreach (var key in map.Keys.ToArray()) map[key] = AsPdkValue(map[key]);
+                return map;
+            default: return v;
+        }
+    }
     public override byte[] ReadBytes(ReadOnlyMemory<byte> reply) => ReadUtf8(reply).ToArray();
 
     public override KongMultiMap ReadMultiMap(ReadOnlyMemory<byte> reply)
