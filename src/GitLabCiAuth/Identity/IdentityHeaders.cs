@@ -6,7 +6,7 @@ namespace GitLabCiAuth.Identity;
 /// <summary>
 /// The configured claim → upstream header mapping. For one request it writes the header map straight
 /// into kong.service.request.set_headers (no dictionary is built) and tells which configured headers
-/// must be cleared because the client sent them and the token has no such claim.
+/// must be cleared because the token has no such claim.
 /// </summary>
 public sealed class IdentityHeaders
 {
@@ -23,13 +23,18 @@ public sealed class IdentityHeaders
     /// <summary>The set_headers argument for these claims.</summary>
     public IPdkValue For(ClaimSet claims) => new Writer(_map, claims);
 
-    /// <summary>The headers to clear: configured, sent by the client, and without a claim in the token.</summary>
-    public void CollectSpoofed(ClaimSet? claims, KongHeaderView request, List<string> toClear)
+    /// <summary>
+    /// The headers to clear: configured, and without a value from the token (all of them when <paramref name="claims"/>
+    /// is null). Not narrowed to the headers the request shows: kong.request.get_headers stops at 1000 header lines,
+    /// so a client could hide a spoofed identity header behind filler headers. Clearing an absent header is a no-op,
+    /// and the calls ride in the event's last write.
+    /// </summary>
+    public void CollectAbsent(ClaimSet? claims, List<string> toClear)
     {
         foreach (var (claim, header) in _map)
         {
             if (claims is not null && Value(claims, claim) is not null) continue; // replaced by set_headers
-            if (request.Contains(header)) toClear.Add(header);
+            toClear.Add(header);
         }
     }
 

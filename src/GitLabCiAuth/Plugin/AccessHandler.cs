@@ -37,12 +37,6 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         string? path = compiled.Policy.UsesPath ? await pathCall : null;
 
         int count = headers.Count(_tokenHeader);
-        if (count == 0 && config.Anonymous is { Length: > 0 })
-        {
-            await AuthenticateAnonymousAsync(kong, headers);
-            return;
-        }
-
         TokenResult result = count switch
         {
             0 => TokenResult.Failure(TokenError.TokenMissing, $"no {_tokenHeader} header"),
@@ -53,7 +47,12 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
 
         if (!result.IsValid)
         {
-            await RejectTokenAsync(kong, headers, result);
+            // like Kong's own auth plugins: with `anonymous`, a missing or failed credential continues as that
+            // Consumer, so a later auth plugin (or acl) decides; the request's own headers are left for it
+            if (config.Anonymous is { Length: > 0 } && !config.DryRun && result.Error != TokenError.KeysUnavailable)
+                await AuthenticateAnonymousAsync(kong, result);
+            else
+                await RejectTokenAsync(kong, result);
             return;
         }
 
@@ -70,16 +69,17 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
             }
             GitLabCiAuthMetrics.WouldDeny(decision.Code!);
             await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would deny ({decision.Code}) {Describe(result)}: {trace}");
-            await AllowAsync(kong, headers, result, decision, wouldBe: "deny", trace);
+            await AllowAsync(kong, result, decision, wouldBe: "deny", trace);
             return;
         }
-        await AllowAsync(kong, headers, result, decision, wouldBe: config.DryRun ? "allow" : null, trace: null);
+        await AllowAsync(kong, result, decision, wouldBe: config.DryRun ? "allow" : null, trace: null);
     }
 
-    private async ValueTask AllowAsync(KongPdk kong, KongHeaderView headers, TokenResult token, PolicyDecision decision, string? wouldBe, string? trace)
+    private async ValueTask AllowAsync(KongPdk kong, TokenResult token, PolicyDecision decision, string? wouldBe, string? trace)
     {
         var claims = token.Claims!;
         KongConsumer? consumer = null;
+        string? consumerCode = null;
         if (config.ConsumerClaim is { } consumerClaim)
         {
             string? key = claims.GetString(consumerClaim);
@@ -87,19 +87,26 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
             // Kong raises for a non-UUID id looked up by id: such a value cannot name a Consumer
             if (key is not null && (!byId || Guid.TryParse(key, out _)))
                 consumer = await kong.Client.LoadConsumerAsync(key, byUsername: !byId);
-            if (consumer is null && !config.ConsumerOptional && !config.DryRun)
+            if (consumer is null && !config.ConsumerOptional)
             {
-                await ExitAsync(kong, 403, ErrorResponses.Body("no Kong consumer for this job", "consumer_not_found"), ErrorResponses.Json(),
-                    new AuditRecord { Claims = claims, IncludeEmail = config.LogUserEmail, Jti = token.Jti, TokenHash = token.TokenHash,
-                        Decision = "deny", Code = "consumer_not_found", Rule = decision.Rule, Mode = _mode });
-                return;
+                if (!config.DryRun)
+                {
+                    await ExitAsync(kong, 403, ErrorResponses.Body("no Kong consumer for this job", "consumer_not_found"), ErrorResponses.Json(),
+                        new AuditRecord { Claims = claims, IncludeEmail = config.LogUserEmail, Jti = token.Jti, TokenHash = token.TokenHash,
+                            Decision = "deny", Code = "consumer_not_found", Rule = decision.Rule, Mode = _mode });
+                    return;
+                }
+                // dry_run: enforce would answer 403 consumer_not_found; mark the record with that (unless the policy already denied)
+                GitLabCiAuthMetrics.WouldDeny("consumer_not_found");
+                await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would deny (consumer_not_found) {Describe(token)}");
+                if (wouldBe != "deny") (wouldBe, consumerCode) = ("deny", "consumer_not_found");
             }
         }
 
         // identity headers: token values replace whatever the client sent; configured names the token lacks are removed
         if (compiled.Headers.Count > 0) await kong.ServiceRequest.SetHeadersAsync(compiled.Headers.For(claims));
         var toClear = new List<string>(2);
-        compiled.Headers.CollectSpoofed(claims, headers, toClear);
+        compiled.Headers.CollectAbsent(claims, toClear);
         if (config.HideCredentials) toClear.Add(_tokenHeader);
         foreach (var h in toClear) await kong.ServiceRequest.ClearHeaderAsync(h);
 
@@ -115,12 +122,12 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         await kong.Log.SetSerializeValueAsync(config.LogField, new AuditRecord
         {
             Claims = claims, IncludeEmail = config.LogUserEmail, Jti = token.Jti, TokenHash = token.TokenHash,
-            Decision = "allow", Code = wouldBe == "deny" ? decision.Code : null, Rule = decision.Rule, Mode = _mode,
+            Decision = "allow", Code = wouldBe == "deny" ? consumerCode ?? decision.Code : null, Rule = decision.Rule, Mode = _mode,
             WouldBe = wouldBe, Trace = trace,
         });
     }
 
-    private async ValueTask RejectTokenAsync(KongPdk kong, KongHeaderView headers, TokenResult result)
+    private async ValueTask RejectTokenAsync(KongPdk kong, TokenResult result)
     {
         string code = result.ErrorCode!;
         await kong.Log.MessageAsync(PdkMethods.LogNotice, $"{(config.DryRun ? "dry_run: would reject" : "rejected")} token ({code}): {result.Description}; {Describe(result)}");
@@ -133,9 +140,10 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         {
             GitLabCiAuthMetrics.WouldDeny(code);
             // forwarded without identity: clear any identity header the client sent, and the token if configured
-            var toClear = new List<string>(2);
-            compiled.Headers.CollectSpoofed(null, headers, toClear);
-            if (config.HideCredentials && result.Error != TokenError.TokenMissing) toClear.Add(_tokenHeader);
+            // (not narrowed to what get_headers showed: it stops at 1000 header lines)
+            var toClear = new List<string>(compiled.Headers.Count + 1);
+            compiled.Headers.CollectAbsent(null, toClear);
+            if (config.HideCredentials) toClear.Add(_tokenHeader);
             foreach (var h in toClear) await kong.ServiceRequest.ClearHeaderAsync(h);
             await kong.Log.SetSerializeValueAsync(config.LogField, record);
             return;
@@ -159,7 +167,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
     {
         await kong.Log.MessageAsync(PdkMethods.LogNotice, $"denied ({decision.Code}) {Describe(token)}: {trace}");
         string message = decision.Code == PolicyDecision.PolicyDenied ? "this job is denied by the route's policy" : "no rule of the route's policy allows this job";
-        await ExitAsync(kong, 403, ErrorResponses.Body(message, decision.Code!, config.ExposeDenyReason ? decision.Rule ?? "" : null), ErrorResponses.Json(),
+        await ExitAsync(kong, 403, ErrorResponses.Body(message, decision.Code!, config.ExposeDenyReason ? decision.Rule : null), ErrorResponses.Json(),
             new AuditRecord
             {
                 Claims = token.Claims, IncludeEmail = config.LogUserEmail, Jti = token.Jti, TokenHash = token.TokenHash,
@@ -173,8 +181,10 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         await kong.Response.ExitAsync(status, body, headers);
     }
 
-    private async ValueTask AuthenticateAnonymousAsync(KongPdk kong, KongHeaderView headers)
+    private async ValueTask AuthenticateAnonymousAsync(KongPdk kong, TokenResult failed)
     {
+        if (failed.Error != TokenError.TokenMissing)
+            await kong.Log.MessageAsync(PdkMethods.LogNotice, $"token refused ({failed.ErrorCode}): {failed.Description}; continuing as the anonymous consumer; {Describe(failed)}");
         string anon = config.Anonymous!;
         var consumer = await kong.Client.LoadConsumerAsync(anon, byUsername: !Guid.TryParse(anon, out _));
         if (consumer is null)
@@ -183,11 +193,15 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
             await kong.Response.ExitAsync(500, ErrorResponses.Body("anonymous consumer not found", "anonymous_not_found"), ErrorResponses.Json());
             return;
         }
-        var toClear = new List<string>(2);
-        compiled.Headers.CollectSpoofed(null, headers, toClear);
+        var toClear = new List<string>(compiled.Headers.Count);
+        compiled.Headers.CollectAbsent(null, toClear);
         foreach (var h in toClear) await kong.ServiceRequest.ClearHeaderAsync(h);
         await kong.Client.AuthenticateAsync(consumer, null);
-        await kong.Log.SetSerializeValueAsync(config.LogField, new AuditRecord { Decision = "allow", Code = "anonymous", Mode = _mode });
+        await kong.Log.SetSerializeValueAsync(config.LogField, new AuditRecord
+        {
+            Jti = failed.Jti, TokenHash = failed.TokenHash, Decision = "allow", Code = "anonymous", Mode = _mode,
+            Trace = failed.Error == TokenError.TokenMissing ? null : failed.ErrorCode,
+        });
     }
 
     private static string Describe(TokenResult r) =>

@@ -1,0 +1,403 @@
+using System.Text.Json.Nodes;
+using Kong.PluginServer.Testing;
+
+namespace GitLabCiAuth.Tests.Plugin;
+
+/// <summary>Issue 4, identity: upstream headers, hidden token, log record, Kong credential, consumer, groups, anonymous, PDK cost.</summary>
+public sealed class IdentityEndToEndTests
+{
+    public static TheoryData<KongProtocol> Protocols => PluginHarness.Protocols;
+
+    private static readonly Dictionary<string, string> DefaultIdentityHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["X-GitLab-Project-Id"] = "16234",
+        ["X-GitLab-Project-Path"] = "acme/platform/billing-api",
+        ["X-GitLab-Namespace-Path"] = "acme/platform",
+        ["X-GitLab-Pipeline-Id"] = "987654",
+        ["X-GitLab-Job-Id"] = "31415926",
+        ["X-GitLab-Ref"] = "main",
+        ["X-GitLab-Ref-Protected"] = "true",
+        ["X-GitLab-Sha"] = "3f2c9e1b7a4d5e6f8091a2b3c4d5e6f708192a3b",
+        ["X-GitLab-Environment"] = "production",
+        ["X-GitLab-User-Login"] = "jdoe",
+        ["X-GitLab-Runner-Id"] = "5120",
+    };
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Allowed_request_gets_exactly_the_default_identity_headers_and_no_token(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        var entity = h.Add();
+        var token = h.Minter.Mint();
+
+        var r = await h.AllowedAsync(entity, token);
+
+        var expected = new Dictionary<string, string>(DefaultIdentityHeaders, StringComparer.OrdinalIgnoreCase)
+        {
+            ["host"] = "api.internal.example",
+            ["user-agent"] = "curl/8.5.0",
+        };
+        Assert.Equal(expected.Keys.Order(StringComparer.OrdinalIgnoreCase), r.UpstreamHeaders.Names.Order(StringComparer.OrdinalIgnoreCase),
+            StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, value) in expected)
+            Assert.Equal([value], r.UpstreamHeaders.GetValues(name));
+        Assert.Null(r.UpstreamHeaders["authorization"]);
+        Expect.NoTokenLeak(r, token);
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Spoofed_identity_headers_are_replaced_or_removed(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        var entity = h.Add();
+        var token = h.Minter.Mint(b => b.Remove("environment").Remove("environment_protected").Remove("deployment_tier"));
+
+        var r = await h.AllowedAsync(entity, token, req =>
+        {
+            req.Headers.Add("X-GitLab-Project-Id", "1");
+            req.Headers.Add("x-gitlab-project-id", "2");
+            req.Headers.Add("x-gitlab-environment", "production"); // the token has no environment
+            req.Headers.Add("X-GITLAB-USER-LOGIN", "root");
+            req.Headers.Add("X-GitLab-Ref-Protected", "true");
+            req.Headers.Add("X-GitLab-Unrelated", "kept"); // not an identity header of this config
+        });
+
+        Assert.Equal(["16234"], r.UpstreamHeaders.GetValues("X-GitLab-Project-Id"));
+        Assert.Equal(["jdoe"], r.UpstreamHeaders.GetValues("X-GitLab-User-Login"));
+        Assert.Equal(["true"], r.UpstreamHeaders.GetValues("X-GitLab-Ref-Protected"));
+        Assert.False(r.UpstreamHeaders.Contains("X-GitLab-Environment"), r.UpstreamHeaders.ToString());
+        Assert.Equal("kept", r.UpstreamHeaders["X-GitLab-Unrelated"]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Spoofed_identity_header_is_removed_even_past_Kongs_header_limit(KongProtocol protocol)
+    {
+        // kong.request.get_headers returns at most 1000 header lines: a header the plugin cannot see must still be removed
+        await using var h = PluginHarness.Start(protocol);
+        var entity = h.Add();
+        var token = h.Minter.Mint(b => b.Remove("environment"));
+
+        var r = await h.AllowedAsync(entity, token, req =>
+        {
+            for (int i = 0; i < 1000; i++) req.Headers.Add("x-filler-" + i, "f");
+            req.Headers.Add("X-GitLab-Environment", "production");
+        });
+
+        Assert.False(r.UpstreamHeaders.Contains("X-GitLab-Environment"), "a spoofed X-GitLab-Environment reached the upstream");
+        Assert.Equal(["16234"], r.UpstreamHeaders.GetValues("X-GitLab-Project-Id"));
+    }
+
+    [Fact]
+    public async Task Custom_upstream_header_mapping_replaces_the_default()
+    {
+        await using var h = PluginHarness.Start();
+        var entity = h.Add(c => c["upstream_headers"] = new JsonObject { ["project_id"] = "X-Project", ["pipeline_source"] = "X-Pipeline-Source" });
+
+        var r = await h.AllowedAsync(entity, h.Minter.Mint(), req => req.Headers["x-project"] = "1");
+
+        Assert.Equal(["16234"], r.UpstreamHeaders.GetValues("X-Project"));
+        Assert.Equal("push", r.UpstreamHeaders["X-Pipeline-Source"]);
+        Assert.DoesNotContain(r.UpstreamHeaders.Names, n => n.StartsWith("X-GitLab-", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
+    public async Task Identity_header_values_are_sanitized_and_bounded()
+    {
+        await using var h = PluginHarness.Start();
+        var entity = h.Add();
+        var token = h.Minter.Mint(b => b.Set("ref", "main\r\nX-Injected: 1\u0000").Set("environment", new string('e', 3000)));
+
+        var r = await h.AllowedAsync(entity, token);
+
+        Assert.Equal("mainX-Injected: 1", r.UpstreamHeaders["X-GitLab-Ref"]);
+        Assert.False(r.UpstreamHeaders.Contains("X-Injected"));
+        var env = r.UpstreamHeaders["X-GitLab-Environment"]!;
+        Assert.InRange(env.Length, 1, 512);
+        Assert.All(r.UpstreamHeaders.Select(kv => kv.Value), v => Assert.DoesNotContain(v, c => char.IsControl(c)));
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Token_header_is_kept_when_hide_credentials_is_false(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        var entity = h.Add(c => c["hide_credentials"] = false);
+        var token = h.Minter.Mint();
+
+        var r = await h.AllowedAsync(entity, token);
+
+        Assert.Equal("Bearer " + token, r.UpstreamHeaders["authorization"]);
+        Assert.Equal("16234", r.UpstreamHeaders["X-GitLab-Project-Id"]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Log_record_under_gitlab_ci_holds_the_identity_decision_rule_and_mode(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        var entity = h.Add();
+        var jti = Guid.NewGuid().ToString();
+        var token = h.Minter.Mint(b => b.Set("jti", jti));
+
+        var r = await h.AllowedAsync(entity, token);
+
+        var record = Expect.Record(r);
+        var expected = new Dictionary<string, string>
+        {
+            ["project_id"] = "16234", ["project_path"] = "acme/platform/billing-api", ["namespace_id"] = "4815",
+            ["namespace_path"] = "acme/platform", ["pipeline_id"] = "987654", ["job_id"] = "31415926", ["ref"] = "main",
+            ["sha"] = "3f2c9e1b7a4d5e6f8091a2b3c4d5e6f708192a3b", ["environment"] = "production", ["runner_id"] = "5120",
+            ["user_login"] = "jdoe", ["jti"] = jti, ["token_hash"] = Expect.ShortHash(token),
+            ["decision"] = "allow", ["rule"] = "any-project", ["mode"] = "enforce",
+        };
+        foreach (var (k, v) in expected) Assert.True(Expect.Str(record, k) == v, $"{k}: expected {v}, got {Expect.Flatten(record)}");
+        Assert.False(record.ContainsKey("user_email"));
+        Assert.False(record.ContainsKey("code"));
+        Assert.False(record.ContainsKey("would_be"));
+        Assert.DoesNotContain("jdoe@acme.example", Expect.Flatten(r.SerializeValues));
+        Expect.NoTokenLeak(r, token);
+    }
+
+    [Fact]
+    public async Task Log_record_carries_the_email_only_when_configured_and_uses_log_field()
+    {
+        await using var h = PluginHarness.Start();
+        var entity = h.Add(c =>
+        {
+            c["log_user_email"] = true;
+            c["log_field"] = "ci_job";
+        });
+
+        var r = await h.AllowedAsync(entity, h.Minter.Mint());
+
+        Assert.False(r.SerializeValues.ContainsKey("gitlab_ci"));
+        var record = Expect.Record(r, "ci_job");
+        Assert.Equal("jdoe@acme.example", Expect.Str(record, "user_email"));
+        Assert.Equal("16234", Expect.Str(record, "project_id"));
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Kong_credential_gitlab_project_id_is_authenticated(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        var entity = h.Add();
+
+        var r = await h.AllowedAsync(entity, h.Minter.Mint());
+
+        Assert.True(r.Authenticated);
+        Assert.Equal("gitlab-project-16234", r.Credential?.Id);
+        Assert.True(string.IsNullOrEmpty(r.Credential!.ConsumerId));
+        Assert.True(r.Consumer is null || string.IsNullOrEmpty(r.Consumer.Id), r.Consumer?.ToString());
+    }
+
+    [Fact]
+    public async Task Credential_template_can_be_changed_or_disabled()
+    {
+        await using var h = PluginHarness.Start();
+        var custom = h.Add(c => c["credential_template"] = "gl-{namespace_id}-{project_id}");
+        var disabled = h.Add(c => c["credential_template"] = "");
+        var missingClaim = h.Add(c => c["credential_template"] = "gl-{no_such_claim}");
+        var token = h.Minter.Mint();
+
+        Assert.Equal("gl-4815-16234", (await h.AllowedAsync(custom, token)).Credential?.Id);
+
+        var r = await h.AllowedAsync(disabled, token);
+        Assert.False(r.Authenticated);
+        Assert.DoesNotContain("kong.client.authenticate", r.PdkCalls);
+
+        r = await h.AllowedAsync(missingClaim, token);
+        Assert.False(r.Authenticated); // nothing is built from missing data
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Authenticated_groups_templates_end_up_in_ngx_ctx(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        var entity = h.Add(c => c["authenticated_groups"] = new JsonArray("project:{project_id}", "ns:{namespace_path}", "env:{environment}", "ci-jobs"));
+        var token = h.Minter.Mint(b => b.Remove("environment"));
+
+        var r = await h.AllowedAsync(entity, token);
+
+        var groups = Assert.IsType<List<object?>>(r.NgxCtx["authenticated_groups"]);
+        Assert.Equal(["project:16234", "ns:acme/platform", "ci-jobs"], groups.Cast<string>());
+    }
+
+    [Fact]
+    public async Task No_groups_configured_sets_no_ctx()
+    {
+        await using var h = PluginHarness.Start();
+        var entity = h.Add();
+
+        var r = await h.AllowedAsync(entity, h.Minter.Mint());
+
+        Assert.False(r.NgxCtx.ContainsKey("authenticated_groups"));
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Consumer_found_by_username_is_authenticated_with_the_credential(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        var consumerId = Guid.NewGuid().ToString();
+        h.Kong.Consumers.Add(new SimConsumer { Id = consumerId, Username = "jdoe", CustomId = "gitlab-user-2718" });
+        var entity = h.Add(c =>
+        {
+            c["consumer_claim"] = "user_login";
+            c["consumer_optional"] = false;
+        });
+
+        var r = await h.AllowedAsync(entity, h.Minter.Mint());
+
+        Assert.Equal(consumerId, r.Consumer?.Id);
+        Assert.Equal("jdoe", r.Consumer!.Username);
+        Assert.Equal("gitlab-project-16234", r.Credential?.Id);
+        Assert.Equal(consumerId, r.Credential!.ConsumerId);
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Consumer_not_found_continues_when_optional(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        h.Kong.Consumers.Add(new SimConsumer { Id = Guid.NewGuid().ToString(), Username = "someone-else" });
+        var entity = h.Add(c => c["consumer_claim"] = "user_login");
+
+        var r = await h.AllowedAsync(entity, h.Minter.Mint());
+
+        Assert.True(r.Consumer is null || string.IsNullOrEmpty(r.Consumer.Id), r.Consumer?.ToString());
+        Assert.Equal("gitlab-project-16234", r.Credential?.Id);
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Consumer_not_found_is_403_consumer_not_found_when_not_optional(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        var entity = h.Add(c =>
+        {
+            c["consumer_claim"] = "user_login";
+            c["consumer_optional"] = false;
+        });
+
+        var r = await h.RunAsync(entity, h.Minter.Mint(), req => req.Headers["X-GitLab-Project-Id"] = "1");
+
+        Expect.Forbidden(r, "consumer_not_found");
+        Assert.False(r.Authenticated);
+        var record = Expect.Record(r);
+        Assert.Equal("deny", Expect.Str(record, "decision"));
+        Assert.Equal("consumer_not_found", Expect.Str(record, "code"));
+    }
+
+    [Fact]
+    public async Task Consumer_by_id_uses_the_claim_as_a_uuid()
+    {
+        await using var h = PluginHarness.Start();
+        var consumerId = Guid.NewGuid().ToString();
+        h.Kong.Consumers.Add(new SimConsumer { Id = consumerId, Username = "billing-api" });
+        var entity = h.Add(c =>
+        {
+            c["consumer_claim"] = "kong_consumer_id";
+            c["consumer_by"] = "id";
+            c["consumer_optional"] = false;
+        });
+
+        var r = await h.AllowedAsync(entity, h.Minter.Mint(b => b.Set("kong_consumer_id", consumerId)));
+        Assert.Equal(consumerId, r.Consumer?.Id);
+
+        // a value that is not a UUID cannot name a consumer by id: a clean 403, not a Kong error
+        Expect.Forbidden(await h.RunAsync(entity, h.Minter.Mint(b => b.Set("kong_consumer_id", "billing-api"))), "consumer_not_found");
+        // the claim is absent
+        Expect.Forbidden(await h.RunAsync(entity, h.Minter.Mint()), "consumer_not_found");
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Anonymous_consumer_when_no_token_is_presented(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        var anonId = Guid.NewGuid().ToString();
+        h.Kong.Consumers.Add(new SimConsumer { Id = anonId, Username = "anonymous-ci" });
+        var byName = h.Add(c => c["anonymous"] = "anonymous-ci");
+        var byId = h.Add(c => c["anonymous"] = anonId);
+
+        foreach (var entity in new[] { byName, byId })
+        {
+            var r = await h.AllowedAsync(entity, token: null, req =>
+            {
+                req.Headers["X-GitLab-Project-Id"] = "16234";
+                req.Headers["X-GitLab-User-Login"] = "root";
+            });
+
+            Assert.Equal(anonId, r.Consumer?.Id);
+            Assert.Equal("anonymous-ci", r.Consumer!.Username);
+            Assert.DoesNotContain(r.UpstreamHeaders.Names, n => n.StartsWith("X-GitLab-", StringComparison.OrdinalIgnoreCase));
+            var record = Expect.Record(r);
+            Assert.Equal("allow", Expect.Str(record, "decision"));
+            Assert.Equal("anonymous", Expect.Str(record, "code"));
+        }
+
+        // a token that is presented is still checked: a bad one is a 401, not anonymous
+        Expect.InvalidToken(await h.RunAsync(byName, h.Minter.Ci(h.Now.AddHours(-3)).Build()), "token_expired");
+        // and a good one authenticates as the job
+        var job = await h.AllowedAsync(byName, h.Minter.Mint());
+        Assert.Equal("gitlab-project-16234", job.Credential?.Id);
+        Assert.True(job.Consumer is null || string.IsNullOrEmpty(job.Consumer.Id));
+    }
+
+    [Fact]
+    public async Task Anonymous_path_removes_spoofed_headers_past_Kongs_header_limit()
+    {
+        await using var h = PluginHarness.Start();
+        h.Kong.Consumers.Add(new SimConsumer { Id = Guid.NewGuid().ToString(), Username = "anonymous-ci" });
+        var entity = h.Add(c => c["anonymous"] = "anonymous-ci");
+
+        var r = await h.AllowedAsync(entity, token: null, req =>
+        {
+            for (int i = 0; i < 1000; i++) req.Headers.Add("x-filler-" + i, "f");
+            req.Headers.Add("X-GitLab-Project-Id", "16234");
+        });
+
+        Assert.False(r.UpstreamHeaders.Contains("X-GitLab-Project-Id"), "a spoofed X-GitLab-Project-Id reached the upstream");
+    }
+
+    [Fact]
+    public async Task ProtoBuf_allowed_request_costs_at_most_5_pdk_calls_in_exactly_2_server_writes()
+    {
+        await using var h = PluginHarness.Start(KongProtocol.ProtoBuf);
+        var entity = h.Add();
+        await h.AllowedAsync(entity, h.Minter.Mint()); // starts the instance and fetches the keys
+
+        foreach (var token in new[] { h.Minter.Mint(), h.Minter.Mint() }) // a fresh token, then (below) a cached one
+        {
+            for (int i = 0; i < 2; i++)
+            {
+                long writes = h.Host.Server.EventWrites;
+                var r = await h.AllowedAsync(entity, token);
+                Assert.True(r.PdkCalls.Count <= 5, string.Join(",", r.PdkCalls));
+                Assert.Equal(2, h.Host.Server.EventWrites - writes);
+                Assert.Equal("kong.request.get_headers", r.PdkCalls[0]);
+                Assert.DoesNotContain("kong.request.get_method", r.PdkCalls);
+                Assert.DoesNotContain("kong.request.get_path", r.PdkCalls);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task MsgPack_allowed_request_costs_at_most_5_pdk_calls()
+    {
+        await using var h = PluginHarness.Start(KongProtocol.MsgPack);
+        var entity = h.Add();
+        var token = h.Minter.Mint();
+        for (int i = 0; i < 2; i++)
+        {
+            var r = await h.AllowedAsync(entity, token);
+            Assert.True(r.PdkCalls.Count <= 5, string.Join(",", r.PdkCalls));
+            Assert.Equal(r.PdkCalls.Count, r.RoundTrips);
+        }
+    }
+}
