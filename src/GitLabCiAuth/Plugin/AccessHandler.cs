@@ -32,7 +32,11 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         var headersCall = kong.Request.GetHeadersViewAsync(MaxHeaders);
         var methodCall = compiled.Policy.UsesMethod ? kong.Request.GetMethodAsync() : default;
         var pathCall = compiled.Policy.UsesPath ? kong.Request.GetPathAsync() : default;
+        // with `anonymous` this plugin is one side of a logical OR: an earlier auth plugin that already
+        // authenticated the request settles it (same rule as Kong's bundled auth plugins)
+        var credentialCall = config.Anonymous is { Length: > 0 } ? kong.Client.GetCredentialAsync() : default;
         var headers = await headersCall;
+        if (config.Anonymous is { Length: > 0 } && await credentialCall is { Id.Length: > 0 }) return;
         string? method = compiled.Policy.UsesMethod ? await methodCall : null;
         string? path = compiled.Policy.UsesPath ? await pathCall : null;
 

@@ -341,12 +341,40 @@ public sealed class IdentityEndToEndTests
             Assert.Equal("anonymous", Expect.Str(record, "code"));
         }
 
-        // a token that is presented is still checked: a bad one is a 401, not anonymous
-        Expect.InvalidToken(await h.RunAsync(byName, h.Minter.Ci(h.Now.AddHours(-3)).Build()), "token_expired");
+        // like Kong's own auth plugins, a failed credential also continues as anonymous (a logical OR with
+        // other auth plugins), never as the job, and its header is left for the next plugin
+        string expired = h.Minter.Ci(h.Now.AddHours(-3)).Build();
+        var bad = await h.AllowedAsync(byName, expired);
+        Assert.Equal(anonId, bad.Consumer?.Id);
+        Assert.Null(bad.Credential?.Id);
+        Assert.Equal("Bearer " + expired, bad.UpstreamHeaders["authorization"]);
+        Assert.Contains(bad.Logs, l => l.Message.Contains("token_expired"));
+        Assert.DoesNotContain(bad.UpstreamHeaders.Names, n => n.StartsWith("X-GitLab-", StringComparison.OrdinalIgnoreCase));
         // and a good one authenticates as the job
         var job = await h.AllowedAsync(byName, h.Minter.Mint());
         Assert.Equal("gitlab-project-16234", job.Credential?.Id);
         Assert.True(job.Consumer is null || string.IsNullOrEmpty(job.Consumer.Id));
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task With_anonymous_an_earlier_auth_plugins_credential_settles_the_request(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        h.Kong.Consumers.Add(new SimConsumer { Id = Guid.NewGuid().ToString(), Username = "anonymous-ci" });
+        var entity = h.Add(c => c["anonymous"] = "anonymous-ci");
+        var r = await h.RunAsync(entity, "not-a-gitlab-token", req => req.AuthenticatedCredential = new SimCredential { Id = "key-auth-cred-1" });
+        Assert.Equal(200, r.Status);
+        Assert.Null(r.Exit);
+        Assert.Equal("key-auth-cred-1", r.Credential?.Id);      // untouched
+        Assert.DoesNotContain("kong.client.authenticate", r.PdkCalls);
+        Assert.Contains("kong.client.get_credential", r.PdkCalls);
+
+        // without `anonymous` the plugin is not part of an OR: the credential of another plugin changes nothing
+        var strict = h.Add();
+        var denied = await h.RunAsync(strict, "not-a-gitlab-token", req => req.AuthenticatedCredential = new SimCredential { Id = "key-auth-cred-1" });
+        Assert.Equal(401, denied.Status);
+        Assert.DoesNotContain("kong.client.get_credential", denied.PdkCalls);
     }
 
     [Fact]
