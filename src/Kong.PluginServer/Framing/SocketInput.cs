@@ -14,7 +14,7 @@ public sealed class ProtocolViolationException(string message) : Exception(messa
 /// </summary>
 public sealed class SocketInput : IDisposable
 {
-    private readonly Socket _socket;
+    private Socket _socket;
     private readonly int _maxFrame;
     private byte[] _buffer;
     private int _start;   // first unconsumed byte
@@ -25,6 +25,13 @@ public sealed class SocketInput : IDisposable
         _socket = socket;
         _maxFrame = maxFrameBytes;
         _buffer = ArrayPool<byte>.Shared.Rent(initialSize);
+    }
+
+    /// <summary>Reuses this input (and its buffer) for another connection.</summary>
+    public void Attach(Socket socket)
+    {
+        _socket = socket;
+        _start = _end = 0;
     }
 
     /// <summary>Number of receive calls that returned data (for tests and metrics).</summary>

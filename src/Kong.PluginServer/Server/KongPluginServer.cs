@@ -121,25 +121,98 @@ public sealed class KongPluginServer : IAsyncDisposable
                 _connections.Add(conn);
             }
             int id = Interlocked.Increment(ref _nextConnectionId);
-            var thread = new Thread(() => Serve(conn, id), 256 * 1024) { IsBackground = true, Name = $"kong-conn-{id}" };
-            thread.Start();
+            Worker? idle = null;
+            lock (_workerLock)
+            {
+                if (_idleWorkers.Count > 0)
+                {
+                    idle = _idleWorkers[^1];
+                    _idleWorkers.RemoveAt(_idleWorkers.Count - 1);
+                    idle.Socket = conn;
+                    idle.Id = id;
+                }
+            }
+            if (idle is not null) idle.Signal.Release();
+            else StartWorker(conn, id);
         }
     }
 
-    private void Serve(Socket socket, int id)
+    // Connections are served by parked worker threads that outlive them: accepting stays cheap under
+    // connect bursts (Kong opens a new connection after every kong.response.exit), and each worker keeps
+    // its connection object, buffers and PDK facade. A connection is handed to one idle worker, or to a
+    // new one; workers idle for a minute exit.
+    private sealed class Worker
+    {
+        public Socket? Socket;
+        public int Id;
+        public readonly SemaphoreSlim Signal = new(0);
+    }
+
+    private readonly object _workerLock = new();
+    private readonly List<Worker> _idleWorkers = [];
+    private int _workers;
+    private static readonly TimeSpan WorkerIdleTimeout = TimeSpan.FromMinutes(1);
+
+    /// <summary>Worker threads alive (serving or parked).</summary>
+    public int Workers => Volatile.Read(ref _workers);
+
+    private void StartWorker(Socket first, int id)
+    {
+        int n = Interlocked.Increment(ref _workers);
+        var w = new Worker { Socket = first, Id = id };
+        new Thread(() => Work(w), 256 * 1024) { IsBackground = true, Name = $"kong-worker-{n}" }.Start();
+    }
+
+    private void Work(Worker w)
+    {
+        ProtoBufConnection? pb = null;
+        try
+        {
+            while (true)
+            {
+                Serve(w.Socket!, w.Id, ref pb);
+                lock (_workerLock)
+                {
+                    if (_stopping) return;
+                    w.Socket = null;
+                    _idleWorkers.Add(w);
+                }
+                if (!w.Signal.Wait(WorkerIdleTimeout))
+                {
+                    lock (_workerLock)
+                    {
+                        if (_idleWorkers.Remove(w)) return; // still idle: retire
+                    }
+                    w.Signal.Wait(); // handed a connection while timing out: its signal is on the way
+                }
+            }
+        }
+        finally
+        {
+            pb?.Dispose();
+            Interlocked.Decrement(ref _workers);
+        }
+    }
+
+    private void Serve(Socket socket, int id, ref ProtoBufConnection? pb)
     {
         try
         {
+            if (_stopping) return;
             if (Options.Protocol == PluginDump.ProtoBuf)
             {
-                using var c = new ProtoBufConnection(socket, this, id);
-                c.Run();
+                pb ??= new ProtoBufConnection(this);
+                pb.Attach(socket, id).Run();
             }
             else
             {
                 using var c = new Protocol.MsgPack.MsgPackConnection(socket, this, id);
                 c.Run();
             }
+        }
+        catch (Exception e)
+        {
+            Options.Log.Error($"connection {id}: {e.GetType().Name}: {e.Message}");
         }
         finally
         {

@@ -8,30 +8,41 @@ using Kong.PluginServer.Protocol.ProtoBuf;
 namespace Kong.PluginServer.Server;
 
 /// <summary>
-/// One Kong connection speaking ProtoBuf:1, served by its own thread with blocking I/O (no async hops on
-/// the hot path). Loops `read RpcCall → reply` until EOF. During an event it is also the PDK session:
+/// A Kong connection speaking ProtoBuf:1, served by one worker thread with blocking I/O (no async hops on
+/// the hot path); the worker keeps this object, its buffers and its PDK facade for the next connection.
+/// Loops `read RpcCall → reply` until EOF. During an event it is also the PDK session:
 /// calls are queued in one output buffer; awaiting a reply flushes the queue in one write and reads
 /// replies in order; the last setters, the end-of-event frame and the RpcReturn leave together.
 /// </summary>
 internal sealed class ProtoBufConnection : PdkSession, IDisposable
 {
-    private readonly Socket _socket;
+    private Socket _socket = null!;
     private readonly KongPluginServer _server;
     private readonly SocketInput _input;
     private readonly OutputBuffer _output = new();
     private readonly ProtoBufPdkCodec _codec = new();
     private readonly Queue<PdkReplySink?> _awaiting = new();
-    private readonly int _id;
+    private int _id;
     private readonly ManualResetEventSlim _wake = new(false); // not disposed: a late task continuation may still Set it
     private readonly ConcurrentQueue<PdkReplySink> _pullRequests = new();
     private Thread? _thread;
 
-    public ProtoBufConnection(Socket socket, KongPluginServer server, int id)
+    public ProtoBufConnection(KongPluginServer server)
+    {
+        _server = server;
+        _input = new SocketInput(null!, server.Options.MaxFrameBytes);
+    }
+
+    /// <summary>Binds this (reused) connection object to a newly accepted socket.</summary>
+    public ProtoBufConnection Attach(Socket socket, int id)
     {
         _socket = socket;
-        _server = server;
         _id = id;
-        _input = new SocketInput(socket, server.Options.MaxFrameBytes);
+        _input.Attach(socket);
+        _output.Clear();
+        _awaiting.Clear();
+        _pullRequests.Clear();
+        return this;
     }
 
     public override bool PullsReplies => true;
@@ -228,7 +239,6 @@ internal sealed class ProtoBufConnection : PdkSession, IDisposable
 
     public void Dispose()
     {
-        try { _socket.Dispose(); } catch { }
         _input.Dispose();
         _output.Dispose();
     }

@@ -304,6 +304,6 @@ public class EventBasicsTests
         // continues there: thread-pool threads never block on Kong (blocking them starves an in-process Kong).
         // (MsgPack never blocks: a reply is delivered by whichever thread Kong's Step arrives on.)
         if (protocol == KongProtocol.ProtoBuf)
-            Assert.All(plugin.ContinuedOn, name => Assert.StartsWith("kong-conn-", name));
+            Assert.All(plugin.ContinuedOn, name => Assert.StartsWith("kong-worker-", name));
     }
 }

@@ -202,13 +202,50 @@ public sealed class MsgPackPdkCodec : PdkCodec
 
     public override int FindHeader(ReadOnlyMemory<byte> reply, scoped ReadOnlySpan<byte> lowerName, out ReadOnlySpan<byte> first)
     {
+        // scans Kong's map name -> [values] in place: no dictionary, no strings
         first = default;
-        foreach (var (name, values) in ReadMultiMap(reply))
+        if (reply.IsEmpty) return 0;
+        var r = new MessagePackReader(reply);
+        if (r.NextMessagePackType != MessagePackType.Map) return 0;
+        int n = r.ReadMapHeader();
+        for (int i = 0; i < n; i++)
         {
-            if (!KongHeaderView.NameEquals(Encoding.UTF8.GetBytes(name), lowerName)) continue;
-            if (values.Length > 0) first = Encoding.UTF8.GetBytes(values[0]);
-            return values.Length;
+            bool match = r.NextMessagePackType == MessagePackType.String && r.TryReadStringSpan(out var key)
+                ? KongHeaderView.NameEquals(key, lowerName)
+                : SkipReturnFalse(ref r);
+            if (!match) { r.Skip(); continue; }
+            switch (r.NextMessagePackType)
+            {
+                case MessagePackType.String:
+                    first = StringAt(reply, ref r);
+                    return 1;
+                case MessagePackType.Array:
+                {
+                    int count = r.ReadArrayHeader();
+                    for (int j = 0; j < count; j++)
+                    {
+                        if (j == 0 && r.NextMessagePackType is MessagePackType.String or MessagePackType.Binary) first = StringAt(reply, ref r);
+                        else r.Skip();
+                    }
+                    return count;
+                }
+                default:
+                    r.Skip();
+                    return 0;
+            }
         }
         return 0;
+    }
+
+    private static bool SkipReturnFalse(scoped ref MessagePackReader r) { r.Skip(); return false; }
+
+    /// <summary>The payload of the str/bin value at the reader, as a slice of the reply (no copy).</summary>
+    private static ReadOnlySpan<byte> StringAt(ReadOnlyMemory<byte> reply, scoped ref MessagePackReader r)
+    {
+        int length;
+        if (r.NextMessagePackType == MessagePackType.Binary) length = (int)(r.ReadBytes()?.Length ?? 0);
+        else length = (int)(r.ReadStringSequence()?.Length ?? 0);
+        int end = (int)r.Consumed;
+        return reply.Span.Slice(end - length, length);
     }
 }

@@ -14,6 +14,9 @@ namespace Kong.PluginServer.Protocol.ProtoBuf;
 public sealed class ProtoBufPdkCodec : PdkCodec
 {
     private readonly ProtoBufValueWriter _values = new();
+    private readonly StructEntriesAdapter _structEntries;
+
+    public ProtoBufPdkCodec() => _structEntries = new StructEntriesAdapter(_values);
 
     public override void WriteCall(OutputBuffer output, PdkMethod method, in PdkArgs a)
     {
@@ -109,23 +112,18 @@ public sealed class ProtoBufPdkCodec : PdkCodec
 
     private void WriteStructEntries(object? map)
     {
-        switch (map)
-        {
-            case null: break;
-            case IPdkValue v:
-                v.WriteTo(new StructEntriesAdapter(_values));
-                break;
-            default:
-                // Object() on a map writes BeginMap/Key.../EndMap; at a struct root we need only the entries.
-                new StructEntriesAdapter(_values).Object(map);
-                break;
-        }
+        if (map is null) return;
+        // a map writer emits BeginMap/Key.../EndMap; at a Struct root only the entries are wanted
+        _structEntries.Reset();
+        if (map is IPdkValue v) v.WriteTo(_structEntries);
+        else _structEntries.Object(map);
     }
 
     /// <summary>Lets a map writer target a Struct body: the outermost BeginMap/EndMap are dropped.</summary>
     private sealed class StructEntriesAdapter(ProtoBufValueWriter inner) : PdkValueWriter
     {
         private int _depth;
+        public void Reset() => _depth = 0;
         public override void BeginMap(int count) { if (_depth++ > 0) inner.BeginMap(count); }
         public override void EndMap() { if (--_depth > 0) inner.EndMap(); }
         public override void Key(string name) => inner.Key(name);
