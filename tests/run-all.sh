@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): builds everything, publishes the NativeAOT binary, runs every test project
-# (the host tests start the published binary), smoke-runs the demo on the binary in both protocols, and
-# prints one summary line "N passed, N failed, N skipped". Exit code non-zero on any failure.
+# (the host, deployment and resilience tests start the published binary), smoke-runs the demo on the binary
+# in both protocols, runs the performance regression gate, and prints one summary line
+# "N passed, N failed, N skipped". Exit code non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -39,6 +40,10 @@ for proj in tests/*/*.Tests.csproj; do
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
   [ "$rc" -eq 0 ] || fail=1
 done
+
+step "performance regression gate (bench/perf-gate.sh)"
+bash bench/perf-gate.sh > "$logs/perf-gate.txt" 2>&1 || fail=1
+grep -E '^(FAIL|perf gate|note)' "$logs/perf-gate.txt" || tail -n 20 "$logs/perf-gate.txt"
 
 echo
 echo "$passed passed, $failed failed, $skipped skipped"
