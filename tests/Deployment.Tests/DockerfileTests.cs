@@ -1,3 +1,4 @@
+using GitLabCiAuth.TestSupport;
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;

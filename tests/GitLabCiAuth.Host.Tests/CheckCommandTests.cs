@@ -1,4 +1,5 @@
 using GitLabCiAuth.Host.Tests.Infrastructure;
+using GitLabCiAuth.TestSupport;
 using GitLabCiAuth.Testing;
 
 namespace GitLabCiAuth.Host.Tests;

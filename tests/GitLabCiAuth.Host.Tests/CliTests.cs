@@ -1,4 +1,5 @@
 using GitLabCiAuth.Host.Tests.Infrastructure;
+using GitLabCiAuth.TestSupport;
 
 namespace GitLabCiAuth.Host.Tests;
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using GitLabCiAuth.Host.Tests.Infrastructure;
+using GitLabCiAuth.TestSupport;
 
 namespace GitLabCiAuth.Host.Tests;
 

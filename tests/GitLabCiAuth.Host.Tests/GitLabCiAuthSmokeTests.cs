@@ -1,5 +1,6 @@
 using System.Text.Json;
 using GitLabCiAuth.Host.Tests.Infrastructure;
+using GitLabCiAuth.TestSupport;
 using GitLabCiAuth.Testing;
 using Kong.PluginServer.Testing;
 

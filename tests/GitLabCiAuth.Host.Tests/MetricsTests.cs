@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using GitLabCiAuth.Host.Tests.Infrastructure;
+using GitLabCiAuth.TestSupport;
 using GitLabCiAuth.Testing;
 using Kong.PluginServer.Testing;
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using GitLabCiAuth.Host.Tests.Infrastructure;
+using GitLabCiAuth.TestSupport;
 using Kong.PluginServer.Testing;
 
 namespace GitLabCiAuth.Host.Tests;

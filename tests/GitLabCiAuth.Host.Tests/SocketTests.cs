@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using GitLabCiAuth.Host.Tests.Infrastructure;
+using GitLabCiAuth.TestSupport;
 using Kong.PluginServer.Testing;
 
 namespace GitLabCiAuth.Host.Tests;

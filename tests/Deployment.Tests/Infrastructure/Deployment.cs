@@ -1,3 +1,4 @@
+using GitLabCiAuth.TestSupport;
 using System.Text.Json.Nodes;
 
 namespace Deployment.Tests.Infrastructure;

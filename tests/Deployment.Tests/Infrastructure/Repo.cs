@@ -1,3 +1,4 @@
+using GitLabCiAuth.TestSupport;
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")] // the binary under test is linux-x64 only
 
 namespace Deployment.Tests.Infrastructure;
@@ -32,19 +33,4 @@ public static class Repo
     }
 }
 
-/// <summary>A per-test directory under /tmp with a short name (Unix socket paths are limited to 107 bytes).</summary>
-public sealed class TempDir : IDisposable
-{
-    public TempDir()
-    {
-        Path = System.IO.Path.Combine("/tmp", "gcd-" + Guid.NewGuid().ToString("N")[..12]);
-        Directory.CreateDirectory(Path);
-    }
 
-    public string Path { get; }
-
-    public void Dispose()
-    {
-        try { Directory.Delete(Path, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
-}

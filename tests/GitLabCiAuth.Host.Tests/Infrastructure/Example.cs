@@ -1,3 +1,4 @@
+using GitLabCiAuth.TestSupport;
 using Kong.PluginServer.Testing;
 
 namespace GitLabCiAuth.Host.Tests.Infrastructure;

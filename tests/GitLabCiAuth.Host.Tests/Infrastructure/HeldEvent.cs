@@ -1,3 +1,4 @@
+using GitLabCiAuth.TestSupport;
 using System.Text;
 using Google.Protobuf;
 using Kong.PluginServer.Protocol.ProtoBuf.Messages;

@@ -1,4 +1,4 @@
-namespace GitLabCiAuth.Host.Tests.Infrastructure;
+namespace GitLabCiAuth.TestSupport;
 
 /// <summary>A per-test directory under /tmp with a short name (Unix socket paths are limited to 107 bytes).</summary>
 public sealed class TempDir : IDisposable

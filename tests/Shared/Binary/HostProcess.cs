@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace GitLabCiAuth.Host.Tests.Infrastructure;
+namespace GitLabCiAuth.TestSupport;
 
 /// <summary>What a finished run of the binary printed.</summary>
 public sealed record RunResult(int ExitCode, string Stdout, string Stderr)

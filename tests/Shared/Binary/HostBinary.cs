@@ -1,11 +1,12 @@
 using System.Diagnostics;
 
-namespace Deployment.Tests.Infrastructure;
+namespace GitLabCiAuth.TestSupport;
 
 /// <summary>
-/// The published NativeAOT binary `gitlab-ci-auth`: <c>$GITLAB_CI_AUTH_BIN</c> when set (CI publishes it first),
-/// otherwise published once per test run into <c>&lt;repo&gt;/artifacts/bin</c> with the Dockerfile's own publish
-/// command, so a plain <c>dotnet test</c> works too.
+/// The published NativeAOT binary under test. <c>GITLAB_CI_AUTH_BIN</c> names it (CI sets it after its own
+/// publish); when the variable is unset, the first caller publishes it once for the whole test run
+/// (<c>dotnet publish src/GitLabCiAuth.Host -c Release -r linux-x64 -o &lt;repo&gt;/artifacts/bin</c>), so a plain
+/// <c>dotnet test</c> works for a developer too.
 /// </summary>
 public static class HostBinary
 {
@@ -13,6 +14,7 @@ public static class HostBinary
     private static readonly TimeSpan PublishTimeout = TimeSpan.FromMinutes(10);
     private static readonly Lazy<Task<string>> s_path = new(ResolveAsync, LazyThreadSafetyMode.ExecutionAndPublication);
 
+    /// <summary>The absolute path of the executable (publishing it first if needed).</summary>
     public static Task<string> GetPathAsync() => s_path.Value;
 
     private static async Task<string> ResolveAsync()
@@ -21,17 +23,18 @@ public static class HostBinary
         if (!string.IsNullOrWhiteSpace(fromEnv))
         {
             var full = Path.GetFullPath(fromEnv);
-            return File.Exists(full)
-                ? full
-                : throw new FileNotFoundException($"{EnvironmentVariable}={fromEnv}: no such file (publish the host, or unset the variable)", full);
+            if (!File.Exists(full))
+                throw new FileNotFoundException($"{EnvironmentVariable}={fromEnv}: no such file (publish the host first, or unset the variable to let the tests publish it)", full);
+            return full;
         }
 
-        var output = Repo.File("artifacts", "bin");
+        var root = FindRepoRoot();
+        var output = Path.Combine(root, "artifacts", "bin");
         var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
         if (string.IsNullOrEmpty(dotnet) || !File.Exists(dotnet)) dotnet = "dotnet";
         var psi = new ProcessStartInfo(dotnet)
         {
-            WorkingDirectory = Repo.Root,
+            WorkingDirectory = root,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
@@ -58,8 +61,21 @@ public static class HostBinary
         }
         var log = await stdout + await stderr;
         if (p.ExitCode != 0)
-            throw new InvalidOperationException($"dotnet publish of the host failed (exit {p.ExitCode}):\n{(log.Length > 4000 ? log[^4000..] : log)}");
+            throw new InvalidOperationException($"dotnet publish of the host failed (exit {p.ExitCode}):\n{Tail(log, 4000)}");
         var binary = Path.Combine(output, "gitlab-ci-auth");
-        return File.Exists(binary) ? binary : throw new FileNotFoundException($"dotnet publish succeeded but {binary} is missing", binary);
+        if (!File.Exists(binary)) throw new FileNotFoundException($"dotnet publish succeeded but {binary} is missing:\n{Tail(log, 4000)}", binary);
+        return binary;
     }
+
+    /// <summary>Walks up from the test assembly to the directory holding Plugin.sln.</summary>
+    public static string FindRepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Plugin.sln"))) return dir.FullName;
+        }
+        throw new DirectoryNotFoundException($"Plugin.sln not found above {AppContext.BaseDirectory}; set {EnvironmentVariable}");
+    }
+
+    private static string Tail(string s, int max) => s.Length <= max ? s : s[^max..];
 }

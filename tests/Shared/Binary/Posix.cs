@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")] // the binary under test is linux-x64 only
 
-namespace GitLabCiAuth.Host.Tests.Infrastructure;
+namespace GitLabCiAuth.TestSupport;
 
 public static class Posix
 {
