@@ -54,7 +54,7 @@ public sealed class ClaimTemplate
         {
             var v = claims.GetString(_claims[i]);
             if (string.IsNullOrEmpty(v)) return null;
-            sb.Append(v).Append(_literals[i + 1]);
+            sb.Append(HeaderValueSanitizer.Sanitize(v)).Append(_literals[i + 1]); // ends up in headers (acl copies groups upstream)
         }
         return sb.ToString();
     }

@@ -111,7 +111,20 @@ public sealed class GitLabTokenValidator : IDisposable
         var token = headerValue[range];
         var hash = TokenHash.Compute(token);
         if (_cache.TryGet(hash, now, _lease.GetUsableKeys(), out var hit)) return new(hit);
-        return ValidateSlowAsync(token.ToArray(), hash, now, cancellationToken);
+        return ValidateGuardedAsync(token.ToArray(), hash, now, cancellationToken);
+    }
+
+    /// <summary>
+    /// Text in an unverified token that JSON parsing accepts but cannot be read as a string (escaped lone
+    /// surrogates) makes System.Text.Json throw on read: that is a malformed token (401), never a 500.
+    /// </summary>
+    private async ValueTask<TokenResult> ValidateGuardedAsync(byte[] token, TokenHash hash, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        try { return await ValidateSlowAsync(token, hash, now, cancellationToken).ConfigureAwait(false); }
+        catch (InvalidOperationException)
+        {
+            return TokenResult.Failure(TokenError.TokenMalformed, "the token contains text that is not valid UTF-8", tokenHash: hash.ToShortHex());
+        }
     }
 
     private async ValueTask<TokenResult> ValidateSlowAsync(byte[] token, TokenHash hash, DateTimeOffset now, CancellationToken cancellationToken)
@@ -266,6 +279,7 @@ public sealed class GitLabTokenValidator : IDisposable
     {
         var buffer = new byte[Base64Url.GetMaxDecodedLength(segment.Length)];
         if (Base64Url.DecodeFromUtf8(segment, buffer, out _, out var written) != OperationStatus.Done) return null;
+        if (!System.Text.Unicode.Utf8.IsValid(buffer.AsSpan(0, written))) return null; // not text: malformed
         try
         {
             return JsonDocument.Parse(buffer.AsMemory(0, written), s_jsonOptions);

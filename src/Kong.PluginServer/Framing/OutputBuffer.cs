@@ -23,6 +23,15 @@ public sealed class OutputBuffer : IBufferWriter<byte>, IDisposable
 
     public void Clear() => _length = 0;
 
+    /// <summary>Clears, and drops a buffer grown past 1 MiB (a big exit body must not stay with a parked worker).</summary>
+    public bool Reset()
+    {
+        _length = 0;
+        if (_buffer.Length <= 1024 * 1024) return false;
+        _buffer = ArrayPool<byte>.Shared.Rent(4096);
+        return true;
+    }
+
     public void Advance(int count) => _length += count;
 
     public Memory<byte> GetMemory(int sizeHint = 0) { Ensure(Math.Max(sizeHint, 1)); return _buffer.AsMemory(_length); }
@@ -76,9 +85,10 @@ public sealed class OutputBuffer : IBufferWriter<byte>, IDisposable
     private void Ensure(int extra)
     {
         if (_length + extra <= _buffer.Length) return;
-        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, _length + extra));
+        int size = Math.Max(_buffer.Length * 2, _length + extra);
+        var bigger = size <= 1024 * 1024 ? ArrayPool<byte>.Shared.Rent(size) : GC.AllocateUninitializedArray<byte>(size);
         Buffer.BlockCopy(_buffer, 0, bigger, 0, _length);
-        ArrayPool<byte>.Shared.Return(_buffer);
+        if (_buffer.Length <= 1024 * 1024) ArrayPool<byte>.Shared.Return(_buffer);
         _buffer = bigger;
     }
 
@@ -86,6 +96,6 @@ public sealed class OutputBuffer : IBufferWriter<byte>, IDisposable
     {
         var b = _buffer;
         _buffer = [];
-        if (b.Length > 0) ArrayPool<byte>.Shared.Return(b);
+        if (b.Length > 0 && b.Length <= 1024 * 1024) ArrayPool<byte>.Shared.Return(b);
     }
 }

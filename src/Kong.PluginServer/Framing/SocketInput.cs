@@ -24,6 +24,7 @@ public sealed class SocketInput : IDisposable
     {
         _socket = socket;
         _maxFrame = maxFrameBytes;
+        _initialSize = initialSize;
         _buffer = ArrayPool<byte>.Shared.Rent(initialSize);
     }
 
@@ -32,6 +33,27 @@ public sealed class SocketInput : IDisposable
     {
         _socket = socket;
         _start = _end = 0;
+        Shrink();
+    }
+
+    /// <summary>Drops a buffer grown for a large frame (a parked worker must not keep it); true when it did.</summary>
+    public bool Shrink()
+    {
+        if (_buffer.Length <= RetainedBytes) return false;
+        Replace(ArrayPool<byte>.Shared.Rent(_initialSize));
+        return true;
+    }
+
+    /// <summary>Buffers up to this size come from (and return to) the shared pool and stay with the worker;
+    /// larger ones are plain arrays the GC reclaims once the connection is done.</summary>
+    private const int RetainedBytes = 1024 * 1024;
+    private readonly int _initialSize;
+
+    private void Replace(byte[] next)
+    {
+        var old = _buffer;
+        _buffer = next;
+        if (old.Length > 0 && old.Length <= RetainedBytes) ArrayPool<byte>.Shared.Return(old);
     }
 
     /// <summary>Number of receive calls that returned data (for tests and metrics).</summary>
@@ -118,18 +140,12 @@ public sealed class SocketInput : IDisposable
 
     private void Grow(int size)
     {
-        var bigger = ArrayPool<byte>.Shared.Rent(size);
+        var bigger = size <= RetainedBytes ? ArrayPool<byte>.Shared.Rent(size) : GC.AllocateUninitializedArray<byte>(size);
         Buffer.BlockCopy(_buffer, _start, bigger, 0, _end - _start);
         _end -= _start;
         _start = 0;
-        ArrayPool<byte>.Shared.Return(_buffer);
-        _buffer = bigger;
+        Replace(bigger);
     }
 
-    public void Dispose()
-    {
-        var b = _buffer;
-        _buffer = [];
-        if (b.Length > 0) ArrayPool<byte>.Shared.Return(b);
-    }
+    public void Dispose() => Replace([]);
 }

@@ -218,7 +218,21 @@ public sealed class KongPluginServer : IAsyncDisposable
         {
             lock (_connLock) _connections.Remove(socket);
             socket.Dispose();
+            if (pb?.ReleaseLargeBuffers() == true) ReturnMemorySoon();
         }
+    }
+
+    private long _lastCompaction;
+
+    /// <summary>
+    /// Large frames are rare (bodies); after one, a full blocking collection, at most every 10 s, returns the
+    /// memory to the OS so one burst of big requests does not leave the process large for good.
+    /// </summary>
+    private void ReturnMemorySoon()
+    {
+        long now = Environment.TickCount64, last = Interlocked.Read(ref _lastCompaction);
+        if (now - last < 10_000 || Interlocked.CompareExchange(ref _lastCompaction, now, last) != last) return;
+        ThreadPool.UnsafeQueueUserWorkItem(static _ => GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true), null);
     }
 
     private long _eventWrites;

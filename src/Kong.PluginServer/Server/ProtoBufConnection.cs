@@ -39,7 +39,7 @@ internal sealed class ProtoBufConnection : PdkSession, IDisposable
         _socket = socket;
         _id = id;
         _input.Attach(socket);
-        _output.Clear();
+        _output.Reset();
         _awaiting.Clear();
         _pullRequests.Clear();
         return this;
@@ -236,6 +236,9 @@ internal sealed class ProtoBufConnection : PdkSession, IDisposable
         }
         sink?.Complete(_codec, reply);
     }
+
+    /// <summary>After a connection: gives back buffers grown for large frames; true when it did.</summary>
+    public bool ReleaseLargeBuffers() => _input.Shrink() | _output.Reset();
 
     public void Dispose()
     {

@@ -129,6 +129,13 @@ internal sealed class MsgPackConnection : IDisposable
         var p = ReadMap(param);
         int instanceId = (int)MsgPackValues.AsLong(p.GetValueOrDefault("InstanceId"));
         var phase = KongPhases.Parse(MsgPackValues.AsString(p.GetValueOrDefault("EventName")) ?? "");
+        if (_server.Stopping)
+        {
+            // nothing new starts while draining; "no plugin instance" makes Kong retry elsewhere rather than
+            // fail open (any other MsgPack error lets the request through)
+            Respond(msgId, $"no plugin instance {instanceId} (server stopping)", null);
+            return true;
+        }
         if (!_server.Registry.TryGet(instanceId, out var instance))
         {
             // Kong resets its cached instance and retries on this message (spec 4.3)
