@@ -33,10 +33,14 @@ public sealed class IdentityHeaders
     {
         foreach (var (claim, header) in _map)
         {
-            if (claims is not null && Value(claims, claim) is not null) continue; // replaced by set_headers
+            if (claims is not null && HasValue(claims, claim)) continue; // replaced by set_headers
             toClear.Add(header);
         }
     }
+
+    /// <summary>Whether the claim gives the header a value (same rule as <see cref="Value"/>, without building it).</summary>
+    internal static bool HasValue(ClaimSet claims, string claim) =>
+        claims.TryGet(claim, out var v) && (v.IsArray ? v.Items.Length > 0 : !string.IsNullOrEmpty(v.Single));
 
     internal static string? Value(ClaimSet claims, string claim)
     {
@@ -50,7 +54,7 @@ public sealed class IdentityHeaders
         public void WriteTo(PdkValueWriter w)
         {
             int n = 0;
-            foreach (var (claim, _) in map) if (Value(claims, claim) is not null) n++;
+            foreach (var (claim, _) in map) if (HasValue(claims, claim)) n++;
             w.BeginMap(n);
             foreach (var (claim, header) in map)
             {
