@@ -106,7 +106,7 @@ public class PolicyBenchmarks
     public bool Evaluate() => _policy.Evaluate(_claims).Allowed;
 }
 
-/// <summary>Header sanitizing and identity enrichment: the set_headers map, the log record, the spoofed-header check.</summary>
+/// <summary>Identity enrichment: the header-value check, the set_headers map, the log record, the spoofed-header scan.</summary>
 [MemoryDiagnoser]
 public class IdentityBenchmarks
 {
@@ -115,7 +115,7 @@ public class IdentityBenchmarks
     private IdentityHeaders _headers = null!;
     private ClaimSet _claims = null!;
     private KongHeaderView _view;
-    private readonly List<string> _toClear = new(4);
+    private ProtectedHeaders _protected = null!;
     private string[] _values = [];
 
     [GlobalSetup]
@@ -123,6 +123,7 @@ public class IdentityBenchmarks
     {
         var map = JsonSerializer.Deserialize<Dictionary<string, string>>(GitLabCiAuthSchema.DefaultUpstreamHeadersJson)!;
         _headers = new IdentityHeaders(map);
+        _protected = new ProtectedHeaders(_headers.Names.Concat(KongConsumerHeaders.All));
         var token = Fixtures.Minter.Mint();
         _claims = PolicyBenchmarks.PayloadClaims(token);
         _view = new KongHeaderView(_codec, Fixtures.PbHeadersReply("Bearer " + token));
@@ -130,18 +131,19 @@ public class IdentityBenchmarks
     }
 
     [Benchmark]
-    public int Sanitize_11Values()
+    public int HeaderSafe_11Values()
     {
         int n = 0;
-        foreach (var v in _values) n += HeaderValueSanitizer.Sanitize(v).Length;
+        foreach (var v in _values) if (ClaimText.IsHeaderSafe(v)) n++;
         return n;
     }
 
-    /// <summary>IdentityHeaders.For(claims) written as kong.service.request.set_headers with the ProtoBuf value writer.</summary>
+    /// <summary>UpstreamIdentity.Build (identity + consumer headers) written as kong.service.request.set_headers with the ProtoBuf value writer.</summary>
     [Benchmark]
-    public int IdentityHeaders_SetHeaders_ProtoBuf()
+    public int UpstreamIdentity_SetHeaders_ProtoBuf()
     {
-        _codec.WriteCall(_out, PdkMethods.ServiceRequestSetHeaders, new PdkArgs(value: _headers.For(_claims)));
+        var identity = UpstreamIdentity.Build(_headers, _claims, null, "gitlab-project-16234", anonymous: false, consumerHeaders: true);
+        _codec.WriteCall(_out, PdkMethods.ServiceRequestSetHeaders, new PdkArgs(value: identity));
         int n = _out.Length;
         _out.Clear();
         return n;
@@ -158,13 +160,12 @@ public class IdentityBenchmarks
         return n;
     }
 
-    /// <summary>Which configured identity headers must be cleared (the token has no value for them).</summary>
+    /// <summary>One walk over the request's 20 headers: lines, token header count, protected names sent.</summary>
     [Benchmark]
-    public int CollectAbsent()
+    public int ScanSentHeaders()
     {
-        _toClear.Clear();
-        _headers.CollectAbsent(_claims, _toClear);
-        return _toClear.Count;
+        var sent = _protected.Scan(_view, "authorization"u8);
+        return sent.Lines + sent.TokenCount + (sent.Protected?.Count ?? 0);
     }
 }
 

@@ -101,7 +101,6 @@ public class CodecBenchmarks
     private byte[] _mpHandleEvent = [], _mpStep1 = [], _mpStep2 = [], _mpStep3 = [], _mpHeaders = [];
     private IPdkValue _identity = null!, _audit = null!;
     private KongCredential _credential = null!;
-    private static readonly byte[] Authorization = "authorization"u8.ToArray();
 
     [GlobalSetup]
     public void Setup()
@@ -164,7 +163,8 @@ public class CodecBenchmarks
         _pb.WriteCall(_out, PdkMethods.RequestGetHeaders, PdkArgs.Of(1000));
         int n = _out.Length;
         _out.Clear();
-        n += _pb.FindHeader(_pbHeaders, Authorization, out var auth) + auth.Length;
+        var view = new KongHeaderView(_pb, _pbHeaders);
+        n += view.Count("authorization") + view.First("authorization").Length;
         _pb.WriteCall(_out, PdkMethods.ServiceRequestSetHeaders, new PdkArgs(value: _identity));
         _pb.WriteCall(_out, PdkMethods.ServiceRequestClearHeader, PdkArgs.Of("authorization"));
         _pb.WriteCall(_out, PdkMethods.ClientAuthenticate, new PdkArgs(value: null, value2: _credential));

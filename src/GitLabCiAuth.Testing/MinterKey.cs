@@ -123,9 +123,39 @@ public sealed class MinterKey : IDisposable
         {
             "RS" => (Rsa ?? throw new InvalidOperationException("not an RSA key")).SignData(data.ToArray(), hash, RSASignaturePadding.Pkcs1),
             "PS" => (Rsa ?? throw new InvalidOperationException("not an RSA key")).SignData(data.ToArray(), hash, RSASignaturePadding.Pss),
-            "ES" => (Ecdsa ?? throw new InvalidOperationException("not an EC key")).SignData(data.ToArray(), hash, DSASignatureFormat.IeeeP1363FixedFieldConcatenation),
+            "ES" => LowS((Ecdsa ?? throw new InvalidOperationException("not an EC key")).SignData(data.ToArray(), hash, DSASignatureFormat.IeeeP1363FixedFieldConcatenation)),
             _ => throw new ArgumentOutOfRangeException(nameof(alg)),
         };
+    }
+
+    /// <summary>The curve's group order n (big-endian, the width of one signature half).</summary>
+    public byte[] CurveOrder() => Curve switch
+    {
+        "P-256" => Convert.FromHexString("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551"),
+        "P-384" => Convert.FromHexString("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973"),
+        "P-521" => Convert.FromHexString("01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409"),
+        _ => throw new InvalidOperationException("not an EC key"),
+    };
+
+    /// <summary>The other valid signature of the same message: (r, n - s). Used to mint a signature's high-S twin.</summary>
+    public byte[] Twin(byte[] signature)
+    {
+        var n = new System.Numerics.BigInteger(CurveOrder(), isUnsigned: true, isBigEndian: true);
+        int half = signature.Length / 2;
+        var s = new System.Numerics.BigInteger(signature.AsSpan(half), isUnsigned: true, isBigEndian: true);
+        var twin = (byte[])signature.Clone();
+        var t = (n - s).ToByteArray(isUnsigned: true, isBigEndian: true);
+        Array.Clear(twin, half, half);
+        t.CopyTo(twin, signature.Length - t.Length);
+        return twin;
+    }
+
+    // ECDSA signs with a random s; GitLab's tokens (and the validator) use the low-S form, s <= n/2
+    private byte[] LowS(byte[] signature)
+    {
+        var n = new System.Numerics.BigInteger(CurveOrder(), isUnsigned: true, isBigEndian: true);
+        var s = new System.Numerics.BigInteger(signature.AsSpan(signature.Length / 2), isUnsigned: true, isBigEndian: true);
+        return s > n / 2 ? Twin(signature) : signature;
     }
 
     private string ComputeThumbprint()

@@ -89,6 +89,14 @@ public sealed partial class KongWorker
     {
         request ??= new SimRequest();
         var res = new SimResult(phase);
+        if (NginxRejects(request) is { } duplicate)
+        {
+            // nginx answers 400 before Kong (or any plugin) sees the request
+            res.Outcome = SimOutcome.RejectedByNginx;
+            res.Status = 400;
+            res.Error = "client sent duplicate header line: " + duplicate;
+            return res;
+        }
         var ctx = new PdkContext(_sim, entity, phase, request, res);
         var conf = entity.Current;
         try
@@ -146,6 +154,18 @@ public sealed partial class KongWorker
             res.Body = exit.Body;
         }
         return res;
+    }
+
+    // header lines nginx (1.22+, the one Kong bundles) accepts only once: a second one is answered 400
+    private static readonly string[] s_uniqueHeaders =
+        ["host", "authorization", "content-length", "content-range", "if-modified-since", "if-unmodified-since", "if-range",
+         "transfer-encoding", "expect"];
+
+    private static string? NginxRejects(SimRequest request)
+    {
+        foreach (var name in s_uniqueHeaders)
+            if (request.Headers.GetValues(name).Count > 1) return name;
+        return null;
     }
 
     private static void Fail(SimResult res, SimRequest request, string error, bool closed)

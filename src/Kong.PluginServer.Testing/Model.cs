@@ -22,6 +22,8 @@ public enum SimOutcome
     Failed,
     /// <summary>The event failed, Kong only logged it and the request continues (MsgPack errors; ProtoBuf before 3.8; any log-phase failure).</summary>
     FailedOpen,
+    /// <summary>nginx answered 400 before any plugin ran: a header line it accepts once (Authorization, Host...) came twice.</summary>
+    RejectedByNginx,
 }
 
 /// <summary>One <c>kong.log.*</c> line written by the plugin.</summary>

@@ -6,7 +6,8 @@ namespace GitLabCiAuth.Identity;
 /// <summary>
 /// The record put into Kong's log serializer (kong.log.set_serialize_value under `log_field`), so every
 /// Kong log plugin carries who called: the job's identity, the token's jti and short hash, the decision,
-/// the deciding rule and the mode. Never the token itself; the user's email only when configured.
+/// the deciding rule and the mode. Never the token itself; the user's email only when configured. Claim values are
+/// written in <see cref="ClaimText"/>'s escaped, capped form (jti, trace and the rest are already in it).
 /// </summary>
 public sealed class AuditRecord : IPdkValue
 {
@@ -27,6 +28,7 @@ public sealed class AuditRecord : IPdkValue
     public required string Mode { get; init; }         // enforce | dry_run
     public string? WouldBe { get; init; }              // dry_run: the decision enforce would have made
     public string? Trace { get; init; }
+    public IReadOnlyList<string>? DroppedHeaders { get; init; }   // identity headers not sent: the claim was unfit to send
 
     public void WriteTo(PdkValueWriter w)
     {
@@ -42,13 +44,14 @@ public sealed class AuditRecord : IPdkValue
         if (Rule is not null) n++;
         if (WouldBe is not null) n++;
         if (Trace is not null) n++;
+        if (DroppedHeaders is not null) n++;
 
         w.BeginMap(n);
         if (Claims is not null)
         {
             foreach (var c in IdentityClaims)
-                if (Claims.GetString(c) is { } v) { w.Key(c); w.String(v); }
-            if (IncludeEmail && Claims.GetString("user_email") is { } email) { w.Key("user_email"); w.String(email); }
+                if (Claims.GetString(c) is { } v) { w.Key(c); w.String(ClaimText.Escape(v)); }
+            if (IncludeEmail && Claims.GetString("user_email") is { } email) { w.Key("user_email"); w.String(ClaimText.Escape(email)); }
         }
         if (Jti is not null) { w.Key("jti"); w.String(Jti); }
         if (TokenHash is not null) { w.Key("token_hash"); w.String(TokenHash); }
@@ -58,6 +61,7 @@ public sealed class AuditRecord : IPdkValue
         w.Key("mode"); w.String(Mode);
         if (WouldBe is not null) { w.Key("would_be"); w.String(WouldBe); }
         if (Trace is not null) { w.Key("trace"); w.String(Trace); }
+        if (DroppedHeaders is not null) { w.Key("dropped_headers"); w.StringList(DroppedHeaders); }
         w.EndMap();
     }
 }

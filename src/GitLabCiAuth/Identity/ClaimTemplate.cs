@@ -5,7 +5,8 @@ namespace GitLabCiAuth.Identity;
 
 /// <summary>
 /// A text with <c>{claim}</c> placeholders (credential ids, ACL group names), compiled once. Rendering
-/// yields null when a placeholder's claim is absent or an array, so nothing is built from missing data.
+/// yields null when a placeholder's claim is absent, an array, or not fit to send as it is (<see cref="ClaimText.IsHeaderSafe"/>),
+/// so nothing is built from missing or altered data.
 /// </summary>
 public sealed class ClaimTemplate
 {
@@ -53,8 +54,9 @@ public sealed class ClaimTemplate
         for (int i = 0; i < _claims.Length; i++)
         {
             var v = claims.GetString(_claims[i]);
-            if (string.IsNullOrEmpty(v)) return null;
-            sb.Append(HeaderValueSanitizer.Sanitize(v)).Append(_literals[i + 1]); // ends up in headers (acl copies groups upstream)
+            // the result names a credential or an ACL group (acl copies groups upstream): the claim as it is, or nothing
+            if (v is null || !ClaimText.IsHeaderSafe(v)) return null;
+            sb.Append(v).Append(_literals[i + 1]);
         }
         return sb.ToString();
     }

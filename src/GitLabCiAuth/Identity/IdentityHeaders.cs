@@ -1,12 +1,11 @@
 using GitLabCiAuth.Claims;
-using Kong.PluginServer.Pdk;
 
 namespace GitLabCiAuth.Identity;
 
 /// <summary>
-/// The configured claim → upstream header mapping. For one request it writes the header map straight
-/// into kong.service.request.set_headers (no dictionary is built) and tells which configured headers
-/// must be cleared because the token has no such claim.
+/// The configured claim → upstream header mapping (<c>upstream_headers</c>). A header's value is the claim exactly as
+/// the token has it (arrays joined with <c>,</c>), or the header is not sent: a value that is empty, longer than
+/// <see cref="ClaimText.MaxHeaderChars"/> or holds an unsafe character is dropped, never cut or cleaned.
 /// </summary>
 public sealed class IdentityHeaders
 {
@@ -19,51 +18,21 @@ public sealed class IdentityHeaders
 
     public int Count => _map.Length;
     public IEnumerable<(string Claim, string Header)> Mapping => _map;
+    public IEnumerable<string> Names => _map.Select(m => m.Header);
 
-    /// <summary>The set_headers argument for these claims.</summary>
-    public IPdkValue For(ClaimSet claims) => new Writer(_map, claims);
-
-    /// <summary>
-    /// The headers to clear: configured, and without a value from the token (all of them when <paramref name="claims"/>
-    /// is null). Not narrowed to the headers the request shows: kong.request.get_headers stops at 1000 header lines,
-    /// so a client could hide a spoofed identity header behind filler headers. Clearing an absent header is a no-op,
-    /// and the calls ride in the event's last write.
-    /// </summary>
-    public void CollectAbsent(ClaimSet? claims, List<string> toClear)
+    /// <summary>What the claim gives the header: absent (the token lacks the claim), dropped (unfit to send), or the value.</summary>
+    internal static HeaderValue ValueOf(ClaimSet claims, string claim)
     {
-        foreach (var (claim, header) in _map)
-        {
-            if (claims is not null && HasValue(claims, claim)) continue; // replaced by set_headers
-            toClear.Add(header);
-        }
+        if (!claims.TryGet(claim, out var v)) return default;
+        string? value = v.IsArray
+            ? v.Items.Length == 0 ? null : v.Items.Length == 1 ? v.Items[0] : string.Join(",", v.Items.ToArray())
+            : v.Single;
+        if (string.IsNullOrEmpty(value)) return default;
+        return ClaimText.IsHeaderSafe(value) ? new HeaderValue(value, false) : new HeaderValue(null, true);
     }
 
-    /// <summary>Whether the claim gives the header a value (same rule as <see cref="Value"/>, without building it).</summary>
-    internal static bool HasValue(ClaimSet claims, string claim) =>
-        claims.TryGet(claim, out var v) && (v.IsArray ? v.Items.Length > 0 : !string.IsNullOrEmpty(v.Single));
-
-    internal static string? Value(ClaimSet claims, string claim)
-    {
-        if (!claims.TryGet(claim, out var v)) return null;
-        if (!v.IsArray) return string.IsNullOrEmpty(v.Single) ? null : HeaderValueSanitizer.Sanitize(v.Single);
-        return v.Items.Length == 0 ? null : HeaderValueSanitizer.Sanitize(string.Join(",", v.Items.ToArray()));
-    }
-
-    private sealed class Writer((string Claim, string Header)[] map, ClaimSet claims) : IPdkValue
-    {
-        public void WriteTo(PdkValueWriter w)
-        {
-            int n = 0;
-            foreach (var (claim, _) in map) if (HasValue(claims, claim)) n++;
-            w.BeginMap(n);
-            foreach (var (claim, header) in map)
-            {
-                var v = Value(claims, claim);
-                if (v is null) continue;
-                w.Key(header);
-                w.String(v);
-            }
-            w.EndMap();
-        }
-    }
+    internal IEnumerable<(string Claim, string Header)> Entries => _map;
 }
+
+/// <summary>A header's value from a claim: <see cref="Value"/> when sent; <see cref="Dropped"/> when the claim is unfit to send.</summary>
+internal readonly record struct HeaderValue(string? Value, bool Dropped);

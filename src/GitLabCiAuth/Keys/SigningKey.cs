@@ -50,6 +50,7 @@ public sealed class SigningKey
     internal bool Verify(JwsAlgorithm alg, byte[] input, int inputLength, byte[] signature, int signatureLength)
     {
         if (!Accepts(alg) || signatureLength <= 0) return false;
+        if (KeyType == JwkKeyType.EC && !EcdsaSignature.IsCanonical(Curve, signature.AsSpan(0, signatureLength))) return false;
         var provider = Volatile.Read(ref _providers[(int)alg]);
         if (provider is null)
         {

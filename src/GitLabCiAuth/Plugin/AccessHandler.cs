@@ -15,9 +15,15 @@ namespace GitLabCiAuth.Plugin;
 /// </summary>
 internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig compiled, GitLabTokenValidator validator) : PluginHandler
 {
+    /// <summary>get_headers' limit: a view this full may hide headers after it (see <see cref="TooManyHeaders"/>).</summary>
     private const int MaxHeaders = 1000;
     private readonly string _tokenHeader = config.TokenHeader.ToLowerInvariant();
+    private readonly byte[] _tokenHeaderBytes = System.Text.Encoding.ASCII.GetBytes(config.TokenHeader.ToLowerInvariant());
+    private readonly bool _anonymous = config.Anonymous is { Length: > 0 };
     private readonly string _mode = config.DryRun ? "dry_run" : "enforce";
+
+    private static readonly TokenResult TooManyHeaders = TokenResult.Failure(TokenError.TokenMalformed,
+        $"the request has {MaxHeaders} or more header lines, so the token header cannot be checked");
 
     public GitLabTokenValidator Validator => validator;
 
@@ -32,16 +38,30 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         var headersCall = kong.Request.GetHeadersViewAsync(MaxHeaders);
         var methodCall = compiled.Policy.UsesMethod ? kong.Request.GetMethodAsync() : default;
         var pathCall = compiled.Policy.UsesPath ? kong.Request.GetPathAsync() : default;
-        // with `anonymous` this plugin is one side of a logical OR: an earlier auth plugin that already
-        // authenticated the request settles it (same rule as Kong's bundled auth plugins)
-        var credentialCall = config.Anonymous is { Length: > 0 } ? kong.Client.GetCredentialAsync() : default;
+        var credentialCall = _anonymous ? kong.Client.GetCredentialAsync() : default;
         var headers = await headersCall;
-        if (config.Anonymous is { Length: > 0 } && await credentialCall is { Id.Length: > 0 }) return;
+        var sent = compiled.Protected.Scan(headers, _tokenHeaderBytes);
+        bool earlierCredential = _anonymous && await credentialCall is { Id.Length: > 0 };
         string? method = compiled.Policy.UsesMethod ? await methodCall : null;
         string? path = compiled.Policy.UsesPath ? await pathCall : null;
 
-        int count = headers.Count(_tokenHeader);
-        TokenResult result = count switch
+        // a full view may hide a second token header or a spoofed identity header after it: refused in every mode,
+        // since nothing this plugin lets through could be trusted
+        if (sent.Lines >= MaxHeaders)
+        {
+            GitLabCiAuthMetrics.Token(TooManyHeaders);
+            await ExitTokenAsync(kong, TooManyHeaders);
+            return;
+        }
+        // with `anonymous` this plugin is one side of a logical OR: an earlier auth plugin that already authenticated
+        // the request settles it (as with Kong's bundled auth plugins), but identity headers still come only from a token
+        if (earlierCredential)
+        {
+            await ForwardAsync(kong, sent, UpstreamIdentity.None, config.HideCredentials, keepKongConsumerHeaders: true);
+            return;
+        }
+
+        TokenResult result = sent.TokenCount switch
         {
             0 => TokenResult.Failure(TokenError.TokenMissing, $"no {_tokenHeader} header"),
             > 1 => TokenResult.Failure(TokenError.TokenMalformed, $"more than one {_tokenHeader} header"),
@@ -52,11 +72,11 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         if (!result.IsValid)
         {
             // like Kong's own auth plugins: with `anonymous`, a missing or failed credential continues as that
-            // Consumer, so a later auth plugin (or acl) decides; the request's own headers are left for it
-            if (config.Anonymous is { Length: > 0 } && !config.DryRun && result.Error != TokenError.KeysUnavailable)
-                await AuthenticateAnonymousAsync(kong, result);
+            // Consumer, so a later auth plugin (or acl) decides
+            if (_anonymous && !config.DryRun && result.Error != TokenError.KeysUnavailable)
+                await AuthenticateAnonymousAsync(kong, sent, result);
             else
-                await RejectTokenAsync(kong, result);
+                await RejectTokenAsync(kong, sent, result);
             return;
         }
 
@@ -73,13 +93,42 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
             }
             GitLabCiAuthMetrics.WouldDeny(decision.Code!);
             await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would deny ({decision.Code}) {Describe(result)}: {trace}");
-            await AllowAsync(kong, result, decision, wouldBe: "deny", trace);
+            await AllowAsync(kong, sent, result, decision, wouldBe: "deny", trace);
             return;
         }
-        await AllowAsync(kong, result, decision, wouldBe: config.DryRun ? "allow" : null, trace: null);
+        await AllowAsync(kong, sent, result, decision, wouldBe: config.DryRun ? "allow" : null, trace: null);
     }
 
-    private async ValueTask AllowAsync(KongPdk kong, TokenResult token, PolicyDecision decision, string? wouldBe, string? trace)
+    /// <summary>
+    /// The one place that lets a request through, whatever the outcome (allowed, dry_run, anonymous, an earlier
+    /// plugin's credential): <paramref name="identity"/> is set in one set_headers; every protected name the client
+    /// sent that the map does not replace is cleared (one clear_header per spelling actually sent: the view is complete,
+    /// since a full one is refused); the token header is removed when <paramref name="hideToken"/>.
+    /// </summary>
+    /// <param name="hideToken">hide_credentials, except where the header may be another auth plugin's credential.</param>
+    /// <param name="keepKongConsumerHeaders">An earlier auth plugin set Kong's consumer headers under their own names: keep those.</param>
+    private async ValueTask ForwardAsync(KongPdk kong, SentHeaders sent, UpstreamIdentity identity, bool hideToken, bool keepKongConsumerHeaders = false)
+    {
+        if (identity.Count > 0) await kong.ServiceRequest.SetHeadersAsync(identity);
+        if (sent.Protected is { } names)
+        {
+            foreach (var name in names)
+            {
+                if (identity.Sets(name) || (keepKongConsumerHeaders && IsKongConsumerHeader(name))) continue;
+                await kong.ServiceRequest.ClearHeaderAsync(name);
+            }
+        }
+        if (hideToken && sent.TokenCount > 0) await kong.ServiceRequest.ClearHeaderAsync(_tokenHeader);
+    }
+
+    private static bool IsKongConsumerHeader(string name)
+    {
+        foreach (var h in KongConsumerHeaders.All)
+            if (string.Equals(h, name, StringComparison.OrdinalIgnoreCase)) return true;
+        return false;
+    }
+
+    private async ValueTask AllowAsync(KongPdk kong, SentHeaders sent, TokenResult token, PolicyDecision decision, string? wouldBe, string? trace)
     {
         var claims = token.Claims!;
         KongConsumer? consumer = null;
@@ -107,14 +156,11 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
             }
         }
 
-        // identity headers: token values replace whatever the client sent; configured names the token lacks are removed
-        if (compiled.Headers.Count > 0) await kong.ServiceRequest.SetHeadersAsync(compiled.Headers.For(claims));
-        var toClear = new List<string>(2);
-        compiled.Headers.CollectAbsent(claims, toClear);
-        if (config.HideCredentials) toClear.Add(_tokenHeader);
-        foreach (var h in toClear) await kong.ServiceRequest.ClearHeaderAsync(h);
-
+        // identity headers come from the token; Kong's consumer headers only when the request is really allowed
         var credentialId = compiled.Credential?.Render(claims);
+        var identity = UpstreamIdentity.Build(compiled.Headers, claims, consumer, credentialId, anonymous: false, consumerHeaders: wouldBe != "deny");
+        await ForwardAsync(kong, sent, identity, config.HideCredentials);
+
         if (consumer is not null || credentialId is not null)
             await kong.Client.AuthenticateAsync(consumer, credentialId is null ? null : new KongCredential(credentialId, consumer?.Id));
         if (compiled.Groups.Count > 0)
@@ -127,31 +173,32 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         {
             Claims = claims, IncludeEmail = config.LogUserEmail, Jti = token.Jti, TokenHash = token.TokenHash,
             Decision = "allow", Code = wouldBe == "deny" ? consumerCode ?? decision.Code : null, Rule = decision.Rule, Mode = _mode,
-            WouldBe = wouldBe, Trace = trace,
+            WouldBe = wouldBe, Trace = trace, DroppedHeaders = identity.Dropped,
         });
     }
 
-    private async ValueTask RejectTokenAsync(KongPdk kong, TokenResult result)
+    private async ValueTask RejectTokenAsync(KongPdk kong, SentHeaders sent, TokenResult result)
     {
-        string code = result.ErrorCode!;
-        await kong.Log.MessageAsync(PdkMethods.LogNotice, $"{(config.DryRun ? "dry_run: would reject" : "rejected")} token ({code}): {result.Description}; {Describe(result)}");
-        var record = new AuditRecord
+        if (!config.DryRun)
         {
-            Jti = result.Jti, TokenHash = result.TokenHash, Decision = config.DryRun ? "allow" : "deny", Code = code, Mode = _mode,
-            WouldBe = config.DryRun ? "deny" : null,
-        };
-        if (config.DryRun)
-        {
-            GitLabCiAuthMetrics.WouldDeny(code);
-            // forwarded without identity: clear any identity header the client sent, and the token if configured
-            // (not narrowed to what get_headers showed: it stops at 1000 header lines)
-            var toClear = new List<string>(compiled.Headers.Count + 1);
-            compiled.Headers.CollectAbsent(null, toClear);
-            if (config.HideCredentials) toClear.Add(_tokenHeader);
-            foreach (var h in toClear) await kong.ServiceRequest.ClearHeaderAsync(h);
-            await kong.Log.SetSerializeValueAsync(config.LogField, record);
+            await ExitTokenAsync(kong, result);
             return;
         }
+        string code = result.ErrorCode!;
+        await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would reject token ({code}): {result.Description}; {Describe(result)}");
+        GitLabCiAuthMetrics.WouldDeny(code);
+        // forwarded without identity: no identity header, no consumer header
+        await ForwardAsync(kong, sent, UpstreamIdentity.None, config.HideCredentials);
+        await kong.Log.SetSerializeValueAsync(config.LogField, new AuditRecord
+        {
+            Jti = result.Jti, TokenHash = result.TokenHash, Decision = "allow", Code = code, Mode = _mode, WouldBe = "deny",
+        });
+    }
+
+    private async ValueTask ExitTokenAsync(KongPdk kong, TokenResult result)
+    {
+        string code = result.ErrorCode!;
+        await kong.Log.MessageAsync(PdkMethods.LogNotice, $"rejected token ({code}): {result.Description}; {Describe(result)}");
         var (status, headersOut) = result.Error switch
         {
             TokenError.TokenMissing => (401, ErrorResponses.MissingToken()),
@@ -164,7 +211,8 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
             TokenError.KeysUnavailable => "the GitLab signing keys are unavailable; retry later",
             _ => "invalid GitLab CI ID token: " + result.Description,
         };
-        await ExitAsync(kong, status, ErrorResponses.Body(message, code), headersOut, record);
+        await ExitAsync(kong, status, ErrorResponses.Body(message, code), headersOut,
+            new AuditRecord { Jti = result.Jti, TokenHash = result.TokenHash, Decision = "deny", Code = code, Mode = _mode });
     }
 
     private async ValueTask DenyAsync(KongPdk kong, TokenResult token, PolicyDecision decision, string trace)
@@ -185,7 +233,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         await kong.Response.ExitAsync(status, body, headers);
     }
 
-    private async ValueTask AuthenticateAnonymousAsync(KongPdk kong, TokenResult failed)
+    private async ValueTask AuthenticateAnonymousAsync(KongPdk kong, SentHeaders sent, TokenResult failed)
     {
         if (failed.Error != TokenError.TokenMissing)
             await kong.Log.MessageAsync(PdkMethods.LogNotice, $"token refused ({failed.ErrorCode}): {failed.Description}; continuing as the anonymous consumer; {Describe(failed)}");
@@ -193,13 +241,14 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         var consumer = await kong.Client.LoadConsumerAsync(anon, byUsername: !Guid.TryParse(anon, out _));
         if (consumer is null)
         {
-            await kong.Log.MessageAsync(PdkMethods.LogErr, $"anonymous consumer '{anon}' not found");
+            await kong.Log.MessageAsync(PdkMethods.LogErr, $"anonymous consumer '{ClaimText.Escape(anon)}' not found");
             await kong.Response.ExitAsync(500, ErrorResponses.Body("anonymous consumer not found", "anonymous_not_found"), ErrorResponses.Json());
             return;
         }
-        var toClear = new List<string>(compiled.Headers.Count);
-        compiled.Headers.CollectAbsent(null, toClear);
-        foreach (var h in toClear) await kong.ServiceRequest.ClearHeaderAsync(h);
+        // as Kong's auth plugins: the anonymous Consumer's headers and X-Anonymous-Consumer; no identity, no credential.
+        // The token header stays: what this plugin refused may be a later auth plugin's credential (basic-auth, oauth2...)
+        await ForwardAsync(kong, sent, UpstreamIdentity.Build(compiled.Headers, null, consumer, null, anonymous: true, consumerHeaders: true),
+            hideToken: false);
         await kong.Client.AuthenticateAsync(consumer, null);
         await kong.Log.SetSerializeValueAsync(config.LogField, new AuditRecord
         {
@@ -208,9 +257,12 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         });
     }
 
+    // kid, iss, aud, jti and the hash are already in ClaimText's form (TokenResult); claim values are escaped here
     private static string Describe(TokenResult r) =>
         $"kid={r.Kid ?? "-"} iss={r.Issuer ?? "-"} aud={r.Audience ?? "-"} jti={r.Jti ?? "-"} token={r.TokenHash ?? "-"}" +
-        (r.Claims is { } c ? $" project_id={c.GetString("project_id")} job_id={c.GetString("job_id")} ref={c.GetString("ref")}" : "");
+        (r.Claims is { } c ? $" project_id={Claim(c, "project_id")} job_id={Claim(c, "job_id")} ref={Claim(c, "ref")}" : "");
+
+    private static string Claim(ClaimSet claims, string name) => claims.GetString(name) is { } v ? ClaimText.Escape(v) : "-";
 
     public override void Dispose()
     {

@@ -66,13 +66,23 @@ public sealed class GitLabCiAuthPlugin(JwksKeyStore? keyStore = null, TimeProvid
         try { policy = PolicyCompiler.Compile(config.Rules); }
         catch (PolicyConfigException e) { throw new ConfigException(e.Field, e.Message); }
 
-        foreach (var (claim, header) in config.UpstreamHeaders)
-        {
-            if (!IsToken(header)) throw new ConfigException($"upstream_headers.{claim}", $"'{header}' is not a valid header name");
-            if (string.Equals(header, config.TokenHeader, StringComparison.OrdinalIgnoreCase))
-                throw new ConfigException($"upstream_headers.{claim}", "cannot overwrite the token header");
-        }
+        // header names compare as upstreams read them (ProtectedHeaders): X_Foo and x-foo are one name there
         if (!IsToken(config.TokenHeader)) throw new ConfigException("token_header", $"'{config.TokenHeader}' is not a valid header name");
+        if (KongConsumerHeaders.All.FirstOrDefault(h => ProtectedHeaders.SameForUpstream(h, config.TokenHeader)) is { } takenByKong)
+            throw new ConfigException("token_header", $"'{config.TokenHeader}' reads as Kong's {takenByKong} header");
+        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (claim, header) in config.UpstreamHeaders.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            string field = $"upstream_headers.{claim}";
+            if (!IsToken(header)) throw new ConfigException(field, $"'{header}' is not a valid header name");
+            if (ProtectedHeaders.SameForUpstream(header, config.TokenHeader))
+                throw new ConfigException(field, "cannot overwrite the token header");
+            if (KongConsumerHeaders.All.FirstOrDefault(h => ProtectedHeaders.SameForUpstream(h, header)) is { } kong)
+                throw new ConfigException(field, $"'{header}' reads as {kong}, which the plugin sets from the Kong consumer");
+            if (seen.TryGetValue(ProtectedHeaders.Key(header), out var other))
+                throw new ConfigException(field, $"'{header}' reads as the same header as upstream_headers.{other} to upstreams");
+            seen[ProtectedHeaders.Key(header)] = claim;
+        }
 
         ClaimTemplate? credential = null;
         if (!string.IsNullOrEmpty(config.CredentialTemplate))
@@ -89,7 +99,9 @@ public sealed class GitLabCiAuthPlugin(JwksKeyStore? keyStore = null, TimeProvid
         if (config.ConsumerBy == "id" && config.ConsumerClaim is null)
             throw new ConfigException("consumer_by", "needs consumer_claim");
 
-        return new CompiledConfig(token, policy, new IdentityHeaders(config.UpstreamHeaders), credential, groups);
+        var identity = new IdentityHeaders(config.UpstreamHeaders);
+        var protectedNames = new ProtectedHeaders(identity.Names.Concat(KongConsumerHeaders.All));
+        return new CompiledConfig(token, policy, identity, protectedNames, credential, groups);
     }
 
     private static bool IsToken(string name) =>
@@ -101,5 +113,6 @@ public sealed record CompiledConfig(
     TokenValidationOptions TokenOptions,
     CompiledPolicy Policy,
     IdentityHeaders Headers,
+    ProtectedHeaders Protected,
     ClaimTemplate? Credential,
     IReadOnlyList<ClaimTemplate> Groups);

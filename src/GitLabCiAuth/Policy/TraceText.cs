@@ -1,11 +1,10 @@
-using System.Globalization;
 using System.Text;
 using GitLabCiAuth.Claims;
 
 namespace GitLabCiAuth.Policy;
 
 /// <summary>
-/// Renders claim values and patterns for trace lines: JSON-style quoting, bounded lengths, and
+/// Renders claim values and patterns for trace lines: quoted, escaped and capped by <see cref="ClaimText"/>'s rule, and
 /// redaction of anything that looks like a credential (JWTs, GitLab tokens, long high-entropy strings).
 /// </summary>
 internal static class TraceText
@@ -15,7 +14,6 @@ internal static class TraceText
     public const int MaxPatternChars = 64;
     public const int MaxPatterns = 8;
     public const string Redacted = "<redacted>";
-    public const string Ellipsis = "...";
 
     /// <summary>Token run (base64url alphabet) at least this long, with upper, lower and digits, is redacted.</summary>
     private const int OpaqueRunLength = 32;
@@ -69,30 +67,9 @@ internal static class TraceText
 
     private static void AppendQuoted(StringBuilder sb, string value, int max)
     {
-        var length = value.Length;
-        if (length > max)
-        {
-            length = max;
-            if (char.IsHighSurrogate(value[length - 1])) length--; // do not split a surrogate pair
-        }
         sb.Append('"');
-        for (var i = 0; i < length; i++)
-        {
-            var c = value[i];
-            switch (c)
-            {
-                case '"': sb.Append("\\\""); break;
-                case '\\': sb.Append("\\\\"); break;
-                default:
-                    if (char.IsControl(c) || c is '\u2028' or '\u2029')
-                        sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
-                    else
-                        sb.Append(c);
-                    break;
-            }
-        }
+        ClaimText.AppendEscaped(sb, value, max);
         sb.Append('"');
-        if (length < value.Length) sb.Append(Ellipsis);
     }
 
     /// <summary>Heuristic, erring on the side of redaction: JWT-like, a known GitLab token prefix, or a long opaque run.</summary>

@@ -23,6 +23,7 @@ namespace GitLabCiAuth.Tokens;
 public sealed class GitLabTokenValidator : IDisposable
 {
     private const int MaxLogFieldLength = 128;
+    private static readonly long s_maxUnixMs = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
 
     private static readonly JsonDocumentOptions s_jsonOptions = new()
     {
@@ -232,12 +233,14 @@ public sealed class GitLabTokenValidator : IDisposable
 
         var result = TokenResult.Success(claims, DateTimeOffset.FromUnixTimeMilliseconds(expMs),
             iatRead == DateRead.Ok ? DateTimeOffset.FromUnixTimeMilliseconds(iatMs) : null,
-            p.TryGetProperty("jti", out var jtiEl) && jtiEl.ValueKind == JsonValueKind.String ? jtiEl.GetString() : null,
+            jti,
             kidValue, _issuer, matchedAudience, tokenHash);
 
         var deadlineMs = expMs + _skewMs;
         if (_maxAgeMs > 0) deadlineMs = Math.Min(deadlineMs, iatMs + _maxAgeMs + _skewMs);
-        _cache.Add(hash, result, key, resolution.Set!.Generation, DateTimeOffset.FromUnixTimeMilliseconds(Math.Max(0, deadlineMs - 1)));
+        // exp may be as late as 9999-12-31T23:59:59Z, and the skew pushes the deadline past DateTimeOffset's range
+        deadlineMs = Math.Clamp(deadlineMs - 1, 0, s_maxUnixMs);
+        _cache.Add(hash, result, key, resolution.Set!.Generation, DateTimeOffset.FromUnixTimeMilliseconds(deadlineMs));
         return result;
     }
 
@@ -304,17 +307,8 @@ public sealed class GitLabTokenValidator : IDisposable
         return Sanitize(string.Join(',', parts));
     }
 
-    private static string? Sanitize(string? s)
-    {
-        if (s is null) return null;
-        if (s.Length > MaxLogFieldLength) s = s[..MaxLogFieldLength] + "…";
-        foreach (var c in s)
-            if (char.IsControl(c)) return string.Create(s.Length, s, static (dst, src) =>
-            {
-                for (var i = 0; i < src.Length; i++) dst[i] = char.IsControl(src[i]) ? '?' : src[i];
-            });
-        return s;
-    }
+    // what a token says about itself reaches logs only in ClaimText's escaped, capped form
+    private static string? Sanitize(string? s) => s is null ? null : ClaimText.Escape(s, MaxLogFieldLength);
 
     public void Dispose()
     {

@@ -71,7 +71,8 @@ public static class TokenErrors
 /// <see cref="Jti"/>, <see cref="Kid"/>, <see cref="TokenHash"/>. On failure: <see cref="Error"/>,
 /// <see cref="ErrorCode"/>, a client-safe <see cref="Description"/> (no token, no secrets) and log fields
 /// (<see cref="Kid"/>, <see cref="Issuer"/>, <see cref="Audience"/>, <see cref="Jti"/>, <see cref="TokenHash"/>;
-/// on failure these come from the unverified token, truncated, and must only be logged).
+/// always in <see cref="ClaimText"/>'s escaped and capped form, ready for log lines and the log record; on failure
+/// they come from the unverified token and must only be logged).
 /// Successful results are immutable and shared by every cache hit of the same token.
 /// </summary>
 public sealed class TokenResult

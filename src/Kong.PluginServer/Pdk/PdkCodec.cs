@@ -28,6 +28,10 @@ public abstract class PdkCodec
     public abstract KongUriCaptures ReadUriCaptures(ReadOnlyMemory<byte> reply);
     public abstract byte[] ReadBytes(ReadOnlyMemory<byte> reply);
 
-    /// <summary>Looks a header up in a raw get_headers reply: the number of values and the first one.</summary>
-    public abstract int FindHeader(ReadOnlyMemory<byte> reply, scoped ReadOnlySpan<byte> lowerName, out ReadOnlySpan<byte> first);
+    /// <summary>
+    /// Reads the header entry at <paramref name="offset"/> of a raw get_headers reply (0: the first) and moves the
+    /// offset past it: its name, its number of values and the first value, as slices of the reply (no copy).
+    /// False at the end of the reply.
+    /// </summary>
+    public abstract bool NextHeader(ReadOnlyMemory<byte> reply, scoped ref int offset, out ReadOnlySpan<byte> name, out int valueCount, out ReadOnlySpan<byte> first);
 }

@@ -37,6 +37,7 @@ public sealed class IdentityEndToEndTests
         {
             ["host"] = "api.internal.example",
             ["user-agent"] = "curl/8.5.0",
+            ["X-Credential-Identifier"] = "gitlab-project-16234",
         };
         Assert.Equal(expected.Keys.Order(StringComparer.OrdinalIgnoreCase), r.UpstreamHeaders.Names.Order(StringComparer.OrdinalIgnoreCase),
             StringComparer.OrdinalIgnoreCase);
@@ -73,21 +74,32 @@ public sealed class IdentityEndToEndTests
 
     [Theory]
     [MemberData(nameof(Protocols))]
-    public async Task Spoofed_identity_header_is_removed_even_past_Kongs_header_limit(KongProtocol protocol)
+    public async Task A_full_header_view_is_401_token_malformed_in_every_mode(KongProtocol protocol)
     {
-        // kong.request.get_headers returns at most 1000 header lines: a header the plugin cannot see must still be removed
+        // kong.request.get_headers returns at most 1000 header lines: past them a second token header or a spoofed
+        // identity header could hide, so a request that fills the view is refused, even in dry_run or with anonymous
         await using var h = PluginHarness.Start(protocol);
-        var entity = h.Add();
+        h.Kong.Consumers.Add(new SimConsumer { Id = Guid.NewGuid().ToString(), Username = "anonymous-ci" });
         var token = h.Minter.Mint(b => b.Remove("environment"));
-
-        var r = await h.AllowedAsync(entity, token, req =>
+        foreach (var entity in new[] { h.Add(), h.Add(c => c["mode"] = "dry_run"), h.Add(c => c["anonymous"] = "anonymous-ci") })
         {
-            for (int i = 0; i < 1000; i++) req.Headers.Add("x-filler-" + i, "f");
+            var r = await h.RunAsync(entity, token, req =>
+            {
+                for (int i = 0; i < 996; i++) req.Headers.Add("x-filler-" + i, "f"); // 1000 lines with the others
+                req.Headers.Add("X-GitLab-Environment", "production");
+            });
+            Expect.InvalidToken(r, "token_malformed");
+        }
+
+        // 999 lines (host, user-agent, authorization, 995 fillers, the spoof): the view is complete, the request
+        // allowed and the spoofed header removed
+        var ok = await h.AllowedAsync(h.Add(), token, req =>
+        {
+            for (int i = 0; i < 995; i++) req.Headers.Add("x-filler-" + i, "f");
             req.Headers.Add("X-GitLab-Environment", "production");
         });
-
-        Assert.False(r.UpstreamHeaders.Contains("X-GitLab-Environment"), "a spoofed X-GitLab-Environment reached the upstream");
-        Assert.Equal(["16234"], r.UpstreamHeaders.GetValues("X-GitLab-Project-Id"));
+        Assert.False(ok.UpstreamHeaders.Contains("X-GitLab-Environment"), "a spoofed X-GitLab-Environment reached the upstream");
+        Assert.Equal(["16234"], ok.UpstreamHeaders.GetValues("X-GitLab-Project-Id"));
     }
 
     [Fact]
@@ -103,20 +115,33 @@ public sealed class IdentityEndToEndTests
         Assert.DoesNotContain(r.UpstreamHeaders.Names, n => n.StartsWith("X-GitLab-", StringComparison.OrdinalIgnoreCase));
     }
 
-    [Fact]
-    public async Task Identity_header_values_are_sanitized_and_bounded()
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Identity_header_values_unfit_to_send_are_dropped_never_cut_and_named_in_the_record(KongProtocol protocol)
     {
-        await using var h = PluginHarness.Start();
+        await using var h = PluginHarness.Start(protocol);
         var entity = h.Add();
-        var token = h.Minter.Mint(b => b.Set("ref", "main\r\nX-Injected: 1\u0000").Set("environment", new string('e', 3000)));
+        string longPath = "acme/" + new string('p', 600);
+        var token = h.Minter.Mint(b => b.Set("ref", "main\r\nX-Injected: 1\u0000").Set("project_path", longPath).Set("environment", "prod\u202Euction"));
 
-        var r = await h.AllowedAsync(entity, token);
+        var r = await h.AllowedAsync(entity, token, req =>
+        {
+            req.Headers.Add("X-GitLab-Ref", "main");                 // the client's values never stand in for a dropped one
+            req.Headers.Add("X-GitLab-Project-Path", "acme/other");
+        });
 
-        Assert.Equal("mainX-Injected: 1", r.UpstreamHeaders["X-GitLab-Ref"]);
+        Assert.False(r.UpstreamHeaders.Contains("X-GitLab-Ref"));
         Assert.False(r.UpstreamHeaders.Contains("X-Injected"));
-        var env = r.UpstreamHeaders["X-GitLab-Environment"]!;
-        Assert.InRange(env.Length, 1, 512);
-        Assert.All(r.UpstreamHeaders.Select(kv => kv.Value), v => Assert.DoesNotContain(v, c => char.IsControl(c)));
+        Assert.False(r.UpstreamHeaders.Contains("X-GitLab-Project-Path"), "a value over the cap is removed, never truncated");
+        Assert.False(r.UpstreamHeaders.Contains("X-GitLab-Environment"));
+        Assert.Equal("16234", r.UpstreamHeaders["X-GitLab-Project-Id"]);
+        var record = Expect.Record(r);
+        var dropped = ((IEnumerable<object?>)record["dropped_headers"]!).Cast<string>().Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(["X-GitLab-Environment", "X-GitLab-Project-Path", "X-GitLab-Ref"], dropped);
+        // the record carries the values escaped and capped, never raw
+        Assert.Equal("main\\u000d\\u000aX-Injected: 1\\u0000", Expect.Str(record, "ref"));
+        Assert.Equal("prod\\u202euction", Expect.Str(record, "environment"));
+        Assert.EndsWith("…(+" + (longPath.Length - 256) + ")", Expect.Str(record, "project_path"));
     }
 
     [Theory]
@@ -375,22 +400,6 @@ public sealed class IdentityEndToEndTests
         var denied = await h.RunAsync(strict, "not-a-gitlab-token", req => req.AuthenticatedCredential = new SimCredential { Id = "key-auth-cred-1" });
         Assert.Equal(401, denied.Status);
         Assert.DoesNotContain("kong.client.get_credential", denied.PdkCalls);
-    }
-
-    [Fact]
-    public async Task Anonymous_path_removes_spoofed_headers_past_Kongs_header_limit()
-    {
-        await using var h = PluginHarness.Start();
-        h.Kong.Consumers.Add(new SimConsumer { Id = Guid.NewGuid().ToString(), Username = "anonymous-ci" });
-        var entity = h.Add(c => c["anonymous"] = "anonymous-ci");
-
-        var r = await h.AllowedAsync(entity, token: null, req =>
-        {
-            for (int i = 0; i < 1000; i++) req.Headers.Add("x-filler-" + i, "f");
-            req.Headers.Add("X-GitLab-Project-Id", "16234");
-        });
-
-        Assert.False(r.UpstreamHeaders.Contains("X-GitLab-Project-Id"), "a spoofed X-GitLab-Project-Id reached the upstream");
     }
 
     [Fact]

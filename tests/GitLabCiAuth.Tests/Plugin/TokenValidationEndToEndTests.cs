@@ -198,7 +198,7 @@ public sealed class TokenValidationEndToEndTests
 
     [Theory]
     [MemberData(nameof(Protocols))]
-    public async Task Two_authorization_headers_are_401_token_malformed(KongProtocol protocol)
+    public async Task Two_authorization_headers_never_reach_the_plugin(KongProtocol protocol)
     {
         await using var h = PluginHarness.Start(protocol);
         var entity = h.Add();
@@ -208,6 +208,25 @@ public sealed class TokenValidationEndToEndTests
         {
             req.Headers.Add("Authorization", "Bearer " + good);
             req.Headers.Add("authorization", "Bearer " + good);
+        });
+
+        // nginx answers 400 to a second Authorization line before Kong runs any plugin
+        Assert.Equal(SimOutcome.RejectedByNginx, r.Outcome);
+        Assert.Equal(400, r.Status);
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Two_custom_token_headers_are_401_token_malformed(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        var entity = h.Add(c => c["token_header"] = "x-ci-token");
+        var good = h.Minter.Mint();
+
+        var r = await h.RunAsync(entity, edit: req =>
+        {
+            req.Headers.Add("X-CI-Token", "Bearer " + good);
+            req.Headers.Add("x-ci-token", "Bearer " + good);
         });
 
         Expect.InvalidToken(r, "token_malformed");

@@ -76,7 +76,7 @@ public class PolicyTraceTests
         var policy = Compile(Allow("r", C("ref", "main")));
         var longRef = "feature/" + new string('x', 500);
         var entry = policy.Explain(Token(o => o["ref"] = longRef)).Entries[0];
-        Assert.Equal("\"feature/" + new string('x', 56) + "\"...", entry.Value);
+        Assert.Equal("\"feature/" + new string('x', 56) + "…(+444)\"", entry.Value);
 
         var quoted = policy.Explain(Token(o => o["ref"] = "a\"b\\c\nd")).Entries[0];
         Assert.Equal("\"a\\\"b\\\\c\\u000ad\"", quoted.Value);

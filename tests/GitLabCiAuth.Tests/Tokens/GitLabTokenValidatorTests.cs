@@ -54,6 +54,23 @@ public sealed class GitLabTokenValidatorTests : IDisposable
         Assert.Equal(401, r.HttpStatus);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(600)]
+    public async Task The_latest_accepted_exp_validates_and_caches_whatever_the_skew(int skew)
+    {
+        // 9999-12-31T23:59:59Z is the largest NumericDate accepted; exp + skew lies past DateTimeOffset's range
+        var v = await _h.ValidatorAsync(o => o.ClockSkewSeconds = skew);
+        var last = _h.Minter.Mint(b => b.Set("exp", 253402300799L));
+        var past = _h.Minter.Mint(b => b.Set("exp", 253402300800L));
+
+        var r = await _h.ValidateAsync(v, last);
+        Assert.True(r.IsValid, r.Description);
+        Assert.Equal(DateTimeOffset.MaxValue.AddTicks(-(TimeSpan.TicksPerSecond - 1)), r.ExpiresAt);
+        Assert.Same(r, await _h.ValidateAsync(v, last)); // served from the cache
+        Assert.Equal(TokenErrors.TokenMalformed, (await _h.ValidateAsync(v, past)).ErrorCode);
+    }
+
     [Fact]
     public async Task Expiry_honours_the_clock_skew()
     {
@@ -419,6 +436,34 @@ public sealed class GitLabTokenValidatorTests : IDisposable
         var wrongCurveAlg = alg == "ES256" ? "ES384" : "ES256";
         var r = await v.ValidateAsync("Bearer " + minter.Ci().Algorithm(wrongCurveAlg).Signature("AAAA").Build(), _h.Now);
         Assert.Equal(TokenErrors.AlgorithmNotAllowed, r.ErrorCode);
+    }
+
+    [Theory]
+    [InlineData("P-256", "ES256")]
+    [InlineData("P-384", "ES384")]
+    [InlineData("P-521", "ES512")]
+    public async Task The_high_s_twin_of_an_ecdsa_signature_is_signature_invalid(string crv, string alg)
+    {
+        // (r, n - s) verifies too; accepting it would give one token two strings and two token hashes
+        using var key = MinterKey.CreateEc(crv);
+        using var store = new GitLabCiAuth.Keys.JwksKeyStore(_h.Time);
+        var o = _h.Options(x =>
+        {
+            x.StaticJwks = "{\"keys\":[" + key.PublicJwkJson(alg: alg) + "]}";
+            x.Algorithms = [alg];
+        });
+        using var v = new GitLabTokenValidator(o, store, _h.Time);
+        var token = new TokenMinter(_h.GitLab.Issuer, key, ValidatorHarness.Audience, _h.Time).Mint();
+        int dot = token.LastIndexOf('.');
+        var signature = System.Buffers.Text.Base64Url.DecodeFromChars(token.AsSpan(dot + 1));
+        string twin = token[..(dot + 1)] + System.Buffers.Text.Base64Url.EncodeToString(key.Twin(signature));
+        Assert.True(key.Ecdsa!.VerifyData(System.Text.Encoding.ASCII.GetBytes(token[..dot]), key.Twin(signature),
+            alg switch { "ES256" => System.Security.Cryptography.HashAlgorithmName.SHA256, "ES384" => System.Security.Cryptography.HashAlgorithmName.SHA384,
+                _ => System.Security.Cryptography.HashAlgorithmName.SHA512 },
+            System.Security.Cryptography.DSASignatureFormat.IeeeP1363FixedFieldConcatenation), "the twin is a valid ECDSA signature");
+
+        Assert.True((await v.ValidateAsync("Bearer " + token, _h.Now)).IsValid);
+        Assert.Equal(TokenErrors.SignatureInvalid, (await v.ValidateAsync("Bearer " + twin, _h.Now)).ErrorCode);
     }
 
     [Fact]

@@ -200,44 +200,46 @@ public sealed class MsgPackPdkCodec : PdkCodec
         return new KongUriCaptures(unnamed, named);
     }
 
-    public override int FindHeader(ReadOnlyMemory<byte> reply, scoped ReadOnlySpan<byte> lowerName, out ReadOnlySpan<byte> first)
+    public override bool NextHeader(ReadOnlyMemory<byte> reply, scoped ref int offset, out ReadOnlySpan<byte> name, out int valueCount, out ReadOnlySpan<byte> first)
     {
-        // scans Kong's map name -> [values] in place: no dictionary, no strings
-        first = default;
-        if (reply.IsEmpty) return 0;
-        var r = new MessagePackReader(reply);
-        if (r.NextMessagePackType != MessagePackType.Map) return 0;
-        int n = r.ReadMapHeader();
-        for (int i = 0; i < n; i++)
+        // Kong's map name -> value or [values], walked in place: no dictionary, no strings. The offset is 0 before
+        // the map header and then always at a key.
+        name = default; first = default; valueCount = 0;
+        if (offset >= reply.Length) return false;
+        var r = new MessagePackReader(reply[offset..]);
+        if (offset == 0)
         {
-            bool match = r.NextMessagePackType == MessagePackType.String && r.TryReadStringSpan(out var key)
-                ? KongHeaderView.NameEquals(key, lowerName)
-                : SkipReturnFalse(ref r);
-            if (!match) { r.Skip(); continue; }
-            switch (r.NextMessagePackType)
-            {
-                case MessagePackType.String:
-                    first = StringAt(reply, ref r);
-                    return 1;
-                case MessagePackType.Array:
-                {
-                    int count = r.ReadArrayHeader();
-                    for (int j = 0; j < count; j++)
-                    {
-                        if (j == 0 && r.NextMessagePackType is MessagePackType.String or MessagePackType.Binary) first = StringAt(reply, ref r);
-                        else r.Skip();
-                    }
-                    return count;
-                }
-                default:
-                    r.Skip();
-                    return 0;
-            }
+            if (r.NextMessagePackType != MessagePackType.Map) { offset = reply.Length; return false; }
+            r.ReadMapHeader();
+            if (r.End) { offset = reply.Length; return false; }
         }
-        return 0;
+        var rest = reply[offset..];
+        if (r.NextMessagePackType == MessagePackType.String) name = StringAt(rest, ref r);
+        else r.Skip();
+        switch (r.NextMessagePackType)
+        {
+            case MessagePackType.String or MessagePackType.Binary:
+                first = StringAt(rest, ref r);
+                valueCount = 1;
+                break;
+            case MessagePackType.Array:
+            {
+                int count = r.ReadArrayHeader();
+                for (int j = 0; j < count; j++)
+                {
+                    if (j == 0 && r.NextMessagePackType is MessagePackType.String or MessagePackType.Binary) first = StringAt(rest, ref r);
+                    else r.Skip();
+                }
+                valueCount = count;
+                break;
+            }
+            default:
+                r.Skip();
+                break;
+        }
+        offset += (int)r.Consumed;
+        return true;
     }
-
-    private static bool SkipReturnFalse(scoped ref MessagePackReader r) { r.Skip(); return false; }
 
     /// <summary>The payload of the str/bin value at the reader, as a slice of the reply (no copy).</summary>
     private static ReadOnlySpan<byte> StringAt(ReadOnlyMemory<byte> reply, scoped ref MessagePackReader r)

@@ -257,49 +257,51 @@ public sealed class ProtoBufPdkCodec : PdkCodec
             u.Named.ToDictionary(kv => kv.Key, kv => kv.Value.ToByteArray()));
     }
 
-    public override int FindHeader(ReadOnlyMemory<byte> reply, scoped ReadOnlySpan<byte> lowerName, out ReadOnlySpan<byte> first)
+    public override bool NextHeader(ReadOnlyMemory<byte> reply, scoped ref int offset, out ReadOnlySpan<byte> name, out int valueCount, out ReadOnlySpan<byte> first)
     {
-        first = default;
-        var r = new ProtoReader(reply.Span);
-        while (r.Next(out int f, out int wt))
+        // a Struct: repeated field 1 (map entry: key 1, Value 2), walked in place: no dictionary, no strings
+        name = default; first = default; valueCount = 0;
+        var all = reply.Span;
+        while (offset < all.Length)
         {
-            if (f != 1 || wt != 2) { r.Skip(wt); continue; }
+            var r = new ProtoReader(all[offset..]);
+            if (!r.Next(out int f, out int wt)) { offset = all.Length; return false; }
+            if (f != 1 || wt != 2) { r.Skip(wt); offset += r.Position; continue; }
             var entry = new ProtoReader(r.LengthDelimited());
-            ReadOnlySpan<byte> key = default, value = default;
+            offset += r.Position;
+            ReadOnlySpan<byte> value = default;
             while (entry.Next(out int ef, out int ewt))
             {
-                if (ef == 1 && ewt == 2) key = entry.LengthDelimited();
+                if (ef == 1 && ewt == 2) name = entry.LengthDelimited();
                 else if (ef == 2 && ewt == 2) value = entry.LengthDelimited();
                 else entry.Skip(ewt);
             }
-            if (!KongHeaderView.NameEquals(key, lowerName)) continue;
             // Value: string_value (3) or list_value (6) of string Values
             var v = new ProtoReader(value);
             while (v.Next(out int vf, out int vwt))
             {
-                if (vf == 3 && vwt == 2) { first = v.LengthDelimited(); return 1; }
+                if (vf == 3 && vwt == 2) { first = v.LengthDelimited(); valueCount = 1; break; }
                 if (vf == 6 && vwt == 2)
                 {
                     var list = new ProtoReader(v.LengthDelimited());
-                    int count = 0;
                     while (list.Next(out int lf, out int lwt))
                     {
                         if (lf != 1 || lwt != 2) { list.Skip(lwt); continue; }
                         var item = new ProtoReader(list.LengthDelimited());
                         while (item.Next(out int itf, out int itwt))
                         {
-                            if (itf == 3 && itwt == 2) { var s = item.LengthDelimited(); if (count == 0) first = s; }
+                            if (itf == 3 && itwt == 2) { var s = item.LengthDelimited(); if (valueCount == 0) first = s; }
                             else item.Skip(itwt);
                         }
-                        count++;
+                        valueCount++;
                     }
-                    return count;
+                    break;
                 }
                 v.Skip(vwt);
             }
-            return 0;
+            return true;
         }
-        return 0;
+        return false;
     }
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;

@@ -15,6 +15,9 @@ public ref struct ProtoReader(ReadOnlySpan<byte> data)
 
     public readonly bool End => _pos >= _data.Length;
 
+    /// <summary>Bytes consumed so far.</summary>
+    public readonly int Position => _pos;
+
     /// <summary>Reads the next tag; false at the end of the message.</summary>
     public bool Next(out int field, out int wireType)
     {
