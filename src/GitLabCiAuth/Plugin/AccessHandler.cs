@@ -21,6 +21,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
     private readonly byte[] _tokenHeaderBytes = System.Text.Encoding.ASCII.GetBytes(config.TokenHeader.ToLowerInvariant());
     private readonly bool _anonymous = config.Anonymous is { Length: > 0 };
     private readonly string _mode = config.DryRun ? "dry_run" : "enforce";
+    private string[]? _warnings = compiled.Warnings.Count > 0 ? [.. compiled.Warnings] : null; // logged once, at the first request
 
     private static readonly TokenResult TooManyHeaders = TokenResult.Failure(TokenError.TokenMalformed,
         $"the request has {MaxHeaders} or more header lines, so the token header cannot be checked");
@@ -35,6 +36,9 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
 
     public override async ValueTask AccessAsync(KongPdk kong)
     {
+        // the policy's fail-open warnings reach Kong's error log once per instance, in the first request's first write
+        if (_warnings is not null && Interlocked.Exchange(ref _warnings, null) is { } warnings)
+            foreach (var w in warnings) await kong.Log.MessageAsync(PdkMethods.LogWarn, "config: " + w);
         var headersCall = kong.Request.GetHeadersViewAsync(MaxHeaders);
         var methodCall = compiled.Policy.UsesMethod ? kong.Request.GetMethodAsync() : default;
         var pathCall = compiled.Policy.UsesPath ? kong.Request.GetPathAsync() : default;

@@ -101,7 +101,8 @@ public sealed class GitLabCiAuthPlugin(JwksKeyStore? keyStore = null, TimeProvid
 
         var identity = new IdentityHeaders(config.UpstreamHeaders);
         var protectedNames = new ProtectedHeaders(identity.Names.Concat(KongConsumerHeaders.All));
-        return new CompiledConfig(token, policy, identity, protectedNames, credential, groups);
+        var warnings = PolicyWarnings.Find(config.Rules, token.RequiredClaims);
+        return new CompiledConfig(token, policy, identity, protectedNames, credential, groups, warnings);
     }
 
     private static bool IsToken(string name) =>
@@ -115,4 +116,5 @@ public sealed record CompiledConfig(
     IdentityHeaders Headers,
     ProtectedHeaders Protected,
     ClaimTemplate? Credential,
-    IReadOnlyList<ClaimTemplate> Groups);
+    IReadOnlyList<ClaimTemplate> Groups,
+    IReadOnlyList<string> Warnings);
