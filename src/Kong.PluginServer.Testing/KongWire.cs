@@ -47,7 +47,7 @@ public static class KongWire
     /// <summary>A frame holding <paramref name="message"/>.</summary>
     public static byte[] Frame(IMessage message) => Frame(message.ToByteArray());
 
-    /// <summary>Kong's wire name of a <c>service Kong</c> method (spec 3.6).</summary>
+    /// <summary>Kong's wire name of a <c>service Kong</c> method (docs/protocol.md#pdk-method-names).</summary>
     public static string MethodName(MethodDescriptor method) => PbBridge.WireName(method);
 
     /// <summary>The wire names of every PDK method in the .proto (74), as Kong resolves them.</summary>

@@ -5,7 +5,7 @@ using PbString = Kong.PluginServer.Protocol.ProtoBuf.Messages.String;
 
 namespace Kong.PluginServer.Testing.Tests;
 
-/// <summary>The byte vectors of spec section 3.5 and Kong's naming/encoding rules.</summary>
+/// <summary>The byte vectors of docs/protocol.md#worked-example and Kong's naming/encoding rules.</summary>
 public class WireVectorTests
 {
     [Fact]

@@ -3,7 +3,7 @@ namespace Kong.PluginServer.Pdk;
 /// <summary>kong.ctx: request-scoped data shared with the other plugins (kong.ctx.shared).</summary>
 public sealed class PdkCtx(PdkSession s) : PdkModule(s)
 {
-    /// <summary>kong.ctx.shared.set. Over ProtoBuf:1 Kong stores <c>false</c> and null as nil (spec correction 3).</summary>
+    /// <summary>kong.ctx.shared.set. Over ProtoBuf:1 Kong stores <c>false</c> and null as nil (docs/protocol.md#value-unwrap).</summary>
     public ValueTask SetSharedAsync(string key, object? value) => Set(PdkMethods.CtxSharedSet, PdkArgs.KV(key, value));
 
     /// <summary>kong.ctx.shared.get: null when the key is missing.</summary>

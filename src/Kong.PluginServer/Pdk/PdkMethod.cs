@@ -2,7 +2,7 @@ using System.Text;
 
 namespace Kong.PluginServer.Pdk;
 
-/// <summary>The protobuf message a PDK method takes (spec section 5); decides the MsgPack positional args too.</summary>
+/// <summary>The protobuf message a PDK method takes (docs/protocol.md#method-table); decides the MsgPack positional args too.</summary>
 public enum PdkArgKind { Empty, String, Int, Bool, KV, ListValue, Struct, ExitArgs, Target, ConsumerSpec, AuthenticateArgs, ByteString }
 
 /// <summary>The protobuf message a PDK method returns. <see cref="NoReply"/>: Kong never answers (kong.response.exit).</summary>

@@ -1,7 +1,7 @@
 namespace Kong.PluginServer.Pdk;
 
 /// <summary>
-/// The 74 PDK methods Kong serves to external plugins over ProtoBuf:1 (spec section 5; the same set since
+/// The 74 PDK methods Kong serves to external plugins over ProtoBuf:1 (docs/protocol.md#method-table; the same set since
 /// Kong 3.7). Wire names follow Kong's rule on the .proto's rpc names. A test checks this table against
 /// the service in Protos/pluginsocket.proto.
 /// </summary>

@@ -15,7 +15,7 @@ public interface IPdkValue
 /// <summary>
 /// Writes a JSON-like value (null, string, number, bool, map, list) into a PDK argument in the
 /// connection's protocol. Maps and lists announce their element count first (MsgPack needs it).
-/// Kong quirks (spec corrections): over ProtoBuf:1 a <c>false</c> or a null arrives in Lua as nil.
+/// Kong quirks (docs/protocol.md#value-unwrap): over ProtoBuf:1 a <c>false</c> or a null arrives in Lua as nil.
 /// </summary>
 public abstract class PdkValueWriter
 {

@@ -13,7 +13,7 @@ namespace Kong.PluginServer.Plugins;
 /// </summary>
 public static class ConfigNormalizer
 {
-    /// <summary>The keys Kong adds to every plugin config (spec 3.4).</summary>
+    /// <summary>The keys Kong adds to every plugin config (docs/protocol.md#instance-config).</summary>
     public static readonly IReadOnlySet<string> InjectedKeys = new HashSet<string>(StringComparer.Ordinal)
     {
         "__seq__", "__key__", "__plugin_id", "__ws_id", "route_id", "service_id", "consumer_id", "plugin_instance_name",

@@ -1,6 +1,6 @@
 namespace Kong.PluginServer.Plugins;
 
-/// <summary>The request phases an external plugin can run in (spec 2.2). header_filter and body_filter cannot be served.</summary>
+/// <summary>The request phases an external plugin can run in (docs/protocol.md#phases). header_filter and body_filter cannot be served.</summary>
 [Flags]
 public enum KongPhase
 {

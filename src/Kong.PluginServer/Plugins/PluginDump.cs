@@ -3,7 +3,7 @@ using System.Text.Json;
 
 namespace Kong.PluginServer.Plugins;
 
-/// <summary>The `-dump` JSON Kong's query command reads (spec 2.2), one line.</summary>
+/// <summary>The `-dump` JSON Kong's query command reads (docs/protocol.md#dump-json), one line.</summary>
 public static class PluginDump
 {
     public const string ProtoBuf = "ProtoBuf:1";

@@ -4,7 +4,7 @@ namespace Kong.PluginServer.Plugins;
 
 /// <summary>
 /// A Kong schema type definition (typedef) for one config field: what `-dump` prints and what the
-/// server checks when an instance starts. Kong's own attribute names and semantics (spec 2.2).
+/// server checks when an instance starts. Kong's own attribute names and semantics (docs/protocol.md#dump-json).
 /// </summary>
 public sealed class SchemaType
 {

@@ -5,7 +5,7 @@ using Kong.PluginServer.Protocol.ProtoBuf.Messages;
 
 namespace Kong.PluginServer.Tests.Pdk;
 
-/// <summary>The PDK table must be exactly the proto's service under Kong's naming rule (spec 3.6).</summary>
+/// <summary>The PDK table must be exactly the proto's service under Kong's naming rule (docs/protocol.md#pdk-method-names).</summary>
 public class PdkMethodsTests
 {
     private static string KongName(string rpc)

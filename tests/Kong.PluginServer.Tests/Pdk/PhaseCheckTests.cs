@@ -6,7 +6,7 @@ using Kong.PluginServer.Tests.Server;
 namespace Kong.PluginServer.Tests.Pdk;
 
 /// <summary>
-/// A PDK call Kong refuses in the phase (spec correction 4) raises on the Kong side: no reply, the request fails
+/// A PDK call Kong refuses in the phase (docs/protocol.md#phase-checks) raises on the Kong side: no reply, the request fails
 /// and Kong drops the connection. Over ProtoBuf:1 the plugin sees the event aborted and the server cleans up.
 /// </summary>
 public class PhaseCheckTests

@@ -8,7 +8,7 @@ using M = Kong.PluginServer.Protocol.ProtoBuf.Messages;
 
 namespace Kong.PluginServer.Tests.Protocol;
 
-/// <summary>Byte-exact vectors of spec section 3.5 and round trips through the generated messages.</summary>
+/// <summary>Byte-exact vectors of docs/protocol.md#worked-example and round trips through the generated messages.</summary>
 public class ProtoBufCodecTests
 {
     private static byte[] Hex(string s) => Convert.FromHexString(s.Replace(" ", ""));

@@ -81,7 +81,7 @@ public sealed class SignalTests(ITestOutputHelper output)
             }
             else
             {
-                // MsgPack:1: Kong lets the request through on every version (spec 4.3), with the client's own headers:
+                // MsgPack:1: Kong lets the request through on every version (docs/protocol.md#msgpack-fails-open), with the client's own headers:
                 // the documented reason for acl on authenticated_groups (SECURITY.md)
                 Assert.True(r!.Outcome is SimOutcome.FailedOpen or SimOutcome.Failed, $"across the restart: {x.Problem}: {r}");
                 Assert.Null(r.Exit);

@@ -8,7 +8,7 @@ using MessagePack;
 namespace Kong.PluginServer.Protocol.MsgPack;
 
 /// <summary>
-/// One Kong connection speaking MsgPack:1 (msgpack-rpc, spec 4): reads requests <c>[0, msgid, method, params]</c>
+/// One Kong connection speaking MsgPack:1 (msgpack-rpc, docs/protocol.md#msgpack): reads requests <c>[0, msgid, method, params]</c>
 /// and answers <c>[1, msgid, error, result]</c>. Kong sends one request per pooled checkout, so answers may
 /// come from another thread (the event that continues); writes are serialized per connection.
 /// </summary>
@@ -138,7 +138,7 @@ internal sealed class MsgPackConnection : IDisposable
         }
         if (!_server.Registry.TryGet(instanceId, out var instance))
         {
-            // Kong resets its cached instance and retries on this message (spec 4.3)
+            // Kong resets its cached instance and retries on this message (docs/protocol.md#msgpack-errors)
             Respond(msgId, $"no plugin instance {instanceId}", null);
             return true;
         }

@@ -7,7 +7,7 @@ namespace Kong.PluginServer.Protocol.MsgPack;
 
 /// <summary>
 /// MsgPack:1 encoding of PDK calls: the callback <c>{"Method": name, "Args": [positional Lua args]}</c>
-/// that answers Kong's HandleEvent/Step (spec 4.2); replies are the <c>Data</c> of Kong's next Step,
+/// that answers Kong's HandleEvent/Step (docs/protocol.md#msgpack-methods); replies are the <c>Data</c> of Kong's next Step,
 /// given here as the raw msgpack bytes of that value (empty when absent, i.e. nil).
 /// </summary>
 public sealed class MsgPackPdkCodec : PdkCodec

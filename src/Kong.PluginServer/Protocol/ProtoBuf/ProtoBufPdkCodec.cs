@@ -7,7 +7,7 @@ using Kong.PluginServer.Protocol.ProtoBuf.Messages;
 namespace Kong.PluginServer.Protocol.ProtoBuf;
 
 /// <summary>
-/// ProtoBuf:1 encoding of PDK steps (spec 3.5): a frame with the method name, a frame with the
+/// ProtoBuf:1 encoding of PDK steps (docs/protocol.md#event-sequence): a frame with the method name, a frame with the
 /// argument message. Hot messages are written and read by hand without allocating; the cold result
 /// types (Route, Service, Consumer, MemoryStats, ...) go through the generated Google.Protobuf types.
 /// </summary>
@@ -60,7 +60,7 @@ public sealed class ProtoBufPdkCodec : PdkCodec
                     _values.String(a.Text);
                 break;
             case PdkArgKind.ExitArgs:
-                // status is always set: Kong fills an absent status with 0, which raises (spec correction 1)
+                // status is always set: Kong fills an absent status with 0, which raises (docs/protocol.md#proto3-defaults)
                 w.VarintField(1, a.Number);
                 if (!a.Bytes.IsEmpty) w.BytesField(2, a.Bytes.Span);
                 if (a.Value is not null)

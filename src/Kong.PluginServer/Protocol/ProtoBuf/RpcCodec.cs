@@ -23,7 +23,7 @@ public ref struct RpcCommand
     public ReadOnlySpan<byte> Config;    // JSON (start)
 }
 
-/// <summary>Decodes <c>RpcCall</c> and encodes <c>RpcReturn</c> (spec 3.3) without allocating.</summary>
+/// <summary>Decodes <c>RpcCall</c> and encodes <c>RpcReturn</c> (docs/protocol.md#protobuf-messages) without allocating.</summary>
 public static class RpcCodec
 {
     public static RpcCommand DecodeCall(ReadOnlySpan<byte> frame)
