@@ -112,6 +112,33 @@ public sealed class CheckCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Path_rules_are_explained_against_Kongs_normalised_path_and_fail_open_rules_are_warned()
+    {
+        string route = _dir.Combine("paths.yaml");
+        File.WriteAllText(route, $"""
+            issuer: {Issuer}
+            audiences: [{Audience}]
+            rules:
+              - name: reports
+                claims:
+                  "@path": ["/reports/**"]
+              - name: no-prod
+                effect: deny
+                claims:
+                  environment: [production]
+            """);
+        string token = _minter.Mint(b => b.Remove("environment"));
+        var r = await HostProcess.RunAsync("check", "--config", route, "--jwks", _jwks, "--path", "/api/..//reports/%64aily", "--token", token);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("/api/..//reports/%64aily is /reports/daily to Kong", r.Stdout);
+        Assert.Contains("warning:  rules[1] (name \"no-prod\"): deny rule on claim \"environment\"", r.Stdout);
+
+        // ';' parameters and %2F are not resolved by Kong: they do not reach /reports/**
+        var encoded = await HostProcess.RunAsync("check", "--config", route, "--jwks", _jwks, "--path", "/reports%2Fdaily", "--token", token);
+        Assert.True(encoded.ExitCode == 1, encoded.ToString());
+    }
+
+    [Fact]
     public async Task Bad_config_exits_2_naming_the_field()
     {
         string bad = _dir.Combine("bad.json");

@@ -1,7 +1,9 @@
 using System.Text;
 using GitLabCiAuth.Claims;
+using GitLabCiAuth.Identity;
 using GitLabCiAuth.Keys;
 using GitLabCiAuth.Plugin;
+using GitLabCiAuth.Policy;
 using GitLabCiAuth.Tokens;
 using Kong.PluginServer.Plugins;
 
@@ -76,6 +78,14 @@ public static class CheckCommand
         using var validator = new GitLabTokenValidator(compiled.TokenOptions, new JwksKeyStore());
         var result = await validator.ValidateAsync("Bearer " + token);
         o.WriteLine($"route policy: {config.Rules.Count} rule(s), mode {config.Mode}, issuer {config.Issuer}, audiences {string.Join(", ", config.Audiences)}");
+        foreach (var w in compiled.Warnings) o.WriteLine("warning:  " + w);
+        if (path is not null)
+        {
+            // rules see Kong's normalised path, not what the client typed
+            string normalised = KongPath.Normalize(path);
+            if (normalised != path) o.WriteLine($"path:     {path} is {normalised} to Kong (kong.request.get_path), which is what @path rules see");
+            path = normalised;
+        }
         if (!result.IsValid)
         {
             o.WriteLine($"token:    INVALID  {result.ErrorCode}: {result.Description}");
@@ -92,8 +102,13 @@ public static class CheckCommand
         if (d.Allowed)
         {
             o.WriteLine($"decision: allow  (rule {d.Rule})");
-            o.WriteLine($"identity: credential {compiled.Credential?.Render(claims) ?? "-"}; headers " +
-                string.Join(", ", compiled.Headers.Mapping.Where(m => claims.GetString(m.Claim) is not null).Select(m => $"{m.Header}={claims.GetString(m.Claim)}")));
+            var credential = compiled.Credential?.Render(claims);
+            var identity = UpstreamIdentity.Build(compiled.Headers, claims, null, credential, anonymous: false, consumerHeaders: true);
+            o.WriteLine($"identity: credential {credential ?? "-"}; headers " +
+                string.Join(", ", compiled.Headers.Names.Append(KongConsumerHeaders.CredentialIdentifier)
+                    .Where(h => identity.Get(h) is not null).Select(h => $"{h}={ClaimText.Escape(identity.Get(h)!)}")));
+            if (identity.Dropped is { } dropped)
+                o.WriteLine($"          not sent (claim value unfit for a header): {string.Join(", ", dropped)}");
             return 0;
         }
         o.WriteLine($"decision: deny  (403 {d.Code}{(d.Rule is null ? "" : ", rule " + d.Rule)})" + (config.DryRun ? " - dry_run: the request would be forwarded" : ""));
@@ -105,7 +120,7 @@ public static class CheckCommand
     {
         var sb = new StringBuilder();
         foreach (var name in new[] { "project_id", "project_path", "namespace_path", "ref", "ref_type", "ref_protected", "environment", "pipeline_source", "job_id", "user_login" })
-            if (c.GetString(name) is { } v) sb.Append(name).Append('=').Append(v).Append(' ');
+            if (c.GetString(name) is { } v) sb.Append(name).Append('=').Append(ClaimText.Escape(v)).Append(' ');
         return sb.ToString().TrimEnd();
     }
 }
