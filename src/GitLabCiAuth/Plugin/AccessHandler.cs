@@ -23,6 +23,16 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
     private readonly string _mode = config.DryRun ? "dry_run" : "enforce";
     private string[]? _warnings = compiled.Warnings.Count > 0 ? [.. compiled.Warnings] : null; // logged once, at the first request
 
+    private readonly Func<TokenResult, RenderedIdentity> _render = token =>
+    {
+        var credentialId = compiled.Credential?.Render(token.Claims!);
+        return new RenderedIdentity(credentialId, credentialId is null ? null : new KongCredential(credentialId),
+            UpstreamIdentity.Build(compiled.Headers, token.Claims, null, credentialId, anonymous: false, consumerHeaders: true));
+    };
+
+    /// <summary>An allowed request's identity when no Consumer is mapped: a function of the token alone.</summary>
+    private sealed record RenderedIdentity(string? CredentialId, KongCredential? Credential, UpstreamIdentity Identity);
+
     private static readonly TokenResult TooManyHeaders = TokenResult.Failure(TokenError.TokenMalformed,
         $"the request has {MaxHeaders} or more header lines, so the token header cannot be checked");
 
@@ -160,13 +170,16 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
             }
         }
 
-        // identity headers come from the token; Kong's consumer headers only when the request is really allowed
-        var credentialId = compiled.Credential?.Render(claims);
-        var identity = UpstreamIdentity.Build(compiled.Headers, claims, consumer, credentialId, anonymous: false, consumerHeaders: wouldBe != "deny");
+        // identity headers come from the token; Kong's consumer headers only when the request is really allowed.
+        // Without a Consumer the identity depends on the token alone: rendered once per cached token.
+        var credentialId = consumer is null ? token.Derived(_render).CredentialId : compiled.Credential?.Render(claims);
+        var identity = consumer is null && wouldBe != "deny" ? token.Derived(_render).Identity
+            : UpstreamIdentity.Build(compiled.Headers, claims, consumer, credentialId, anonymous: false, consumerHeaders: wouldBe != "deny");
         await ForwardAsync(kong, sent, identity, config.HideCredentials);
 
         if (consumer is not null || credentialId is not null)
-            await kong.Client.AuthenticateAsync(consumer, credentialId is null ? null : new KongCredential(credentialId, consumer?.Id));
+            await kong.Client.AuthenticateAsync(consumer, consumer is null ? token.Derived(_render).Credential
+                : credentialId is null ? null : new KongCredential(credentialId, consumer.Id));
         if (compiled.Groups.Count > 0)
         {
             var groups = new List<object?>(compiled.Groups.Count);

@@ -122,6 +122,20 @@ public sealed class TokenResult
     /// <summary>First 12 hex chars of SHA-256 of the token; never the token itself.</summary>
     public string? TokenHash { get; }
 
+    private object? _derived;
+
+    /// <summary>
+    /// What the validator's owner derives from this verified result once, for every later cache hit (the plugin keeps
+    /// the rendered upstream identity here). A result is cached by one validator, which serves one config, so the value
+    /// is per config. Built by <paramref name="build"/> at most once per race; the first value stored wins.
+    /// </summary>
+    public T Derived<T>(Func<TokenResult, T> build) where T : class
+    {
+        if (Volatile.Read(ref _derived) is T done) return done;
+        var made = build(this);
+        return Interlocked.CompareExchange(ref _derived, made, null) as T ?? made;
+    }
+
     public static TokenResult Success(ClaimSet claims, DateTimeOffset expiresAt, DateTimeOffset? issuedAt, string? jti,
         string kid, string issuer, string audience, string tokenHash) =>
         new(TokenError.None, null, claims, expiresAt, issuedAt, jti, kid, issuer, audience, tokenHash, 0);
