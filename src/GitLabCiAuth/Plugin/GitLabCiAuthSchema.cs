@@ -88,4 +88,28 @@ public static class GitLabCiAuthSchema
         Schema.Array("authenticated_groups", Schema.StringType(lenMin: 1), defaultJson: "[]", description: "templates such as project:{project_id}, set as Kong's authenticated groups for `acl`"),
         Schema.String("anonymous", description: "Consumer (id or username) to authenticate as when no token is presented"),
     ];
+
+    /// <summary>
+    /// The plugin entity's other fields, as Kong's bundled auth plugins declare them: never scoped to a Consumer
+    /// (the plugin is what finds the Consumer), and only on HTTP and gRPC.
+    /// </summary>
+    public static IReadOnlyList<SchemaField> EntityFields { get; } = [Schema.NoConsumer(), Schema.ProtocolsHttp()];
+
+    /// <summary>
+    /// Every cross-field rule of the server's validation that Kong's schema language can express: Kong refuses
+    /// such a config when it is written, and the server refuses it at instance start with the same rule. The
+    /// others need a comparison or a loop the language lacks and stay server-side only:
+    /// <c>jwks_stale_seconds</c> at least <c>jwks_refresh_seconds</c>, an <c>upstream_headers</c> value equal to
+    /// <c>token_header</c>, unique rule names and at least one allow rule.
+    /// </summary>
+    public static IReadOnlyList<EntityCheck> EntityChecks { get; } =
+    [
+        EntityCheck.MutuallyExclusive("config.jwks_uri", "config.static_jwks"),
+        EntityCheck.Conditional("config.consumer_by", FieldMatch.Eq("id"), "config.consumer_claim", FieldMatch.IsRequired,
+            thenErr: "consumer_claim names the claim to look up when %s is id"),
+        EntityCheck.Conditional("config.allow_insecure_http", FieldMatch.Eq(false), "config.issuer", FieldMatch.StartingWith("https://"),
+            thenErr: "an https:// URL is required unless %s is true"),
+        EntityCheck.Conditional("config.allow_insecure_http", FieldMatch.Eq(false), "config.jwks_uri", FieldMatch.StartingWith("https://"),
+            thenErr: "an https:// URL is required unless %s is true"),
+    ];
 }
