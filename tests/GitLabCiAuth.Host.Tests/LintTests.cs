@@ -203,6 +203,35 @@ public sealed class LintTests : IDisposable
     }
 
     [Fact]
+    public async Task A_bad_regular_expression_is_reported_with_the_parsers_own_message()
+    {
+        // the AOT binary keeps .NET's resource strings: the parser's sentence, not "MakeException, v[0-9, 5, UnterminatedBracket"
+        var r = await Lint(Write("re.yaml", """
+            issuer: https://gitlab.example.com
+            audiences: [a]
+            rules:
+              - name: release-tags
+                claims:
+                  ref: ["re:v[0-9"]
+            """));
+
+        Assert.True(r.ExitCode == 1, r.ToString());
+        Assert.Contains("config.rules[0].claims.ref: rules[0] (name \"release-tags\") claim \"ref\": invalid regular expression: " +
+            "Invalid pattern 'v[0-9' at offset 5. Unterminated [] set. (pattern 1: \"re:v[0-9\")", r.Stdout);
+        Assert.DoesNotContain("MakeException", r.Stdout);
+        Assert.DoesNotContain("UnterminatedBracket", r.Stdout);
+    }
+
+    [Fact]
+    public async Task System_messages_are_sentences_too()
+    {
+        var r = await Lint(_dir.Combine("missing.yaml"));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("Could not find file", r.Stderr);
+        Assert.DoesNotContain("IO_FileNotFound", r.Stderr);
+    }
+
+    [Fact]
     public async Task A_file_without_a_gitlab_ci_auth_config_is_a_problem()
     {
         var r = await Lint(Write("kong.yml", "_format_version: \"3.0\"\nservices: [{name: a, url: http://x, plugins: [{name: acl, config: {allow: [x]}}]}]\n"));
