@@ -35,6 +35,7 @@ public sealed class HostOptions
                gitlab-ci-auth -dump                print the plugin info JSON for Kong's query command
                gitlab-ci-auth demo                 play a story of CI calls on an embedded default
                gitlab-ci-auth check --config FILE --token T|-   why was a job allowed or denied? (check --help)
+               gitlab-ci-auth check --lint FILE    validate the gitlab-ci-auth configs of a file (no token)
 
         options (one or two dashes):
           -dump, --dump                 print {"Protocol", "Plugins": [...]} on stdout and exit

@@ -57,6 +57,13 @@ public sealed class KongYmlTests
         Assert.True(errors.Count == 0, $"{where}:\n" + string.Join('\n', errors));
         // every field name used is one the schema declares (the validator's unknown-field check, spelt out)
         Assert.All(config.Select(kv => kv.Key), k => Assert.Contains(k, KongSchema.FieldNames(schema)));
+
+        // the whole plugin entity as Kong inserts it: consumer and protocols typedefs, entity checks
+        var entity = new JsonObject { ["config"] = config.DeepClone() };
+        foreach (var key in new[] { "protocols", "consumer" })
+            if (Entry(where).Entry.Children.ContainsKey(key)) entity[key] = Yaml.ToJson(Yaml.Get(Entry(where).Entry, key)!);
+        var verdict = KongSchema.ValidatePlugin(KongSchema.PluginSchema(await DumpAsync(), PluginName), entity);
+        Assert.True(verdict.Accepted, $"{where}: {verdict}");
     }
 
     [Fact]

@@ -11,6 +11,11 @@ namespace GitLabCiAuth.Host.Tests;
 /// </summary>
 public sealed class DumpTests
 {
+    // Kong's entity checkers (kong/db/schema/init.lua, Schema.entity_checkers)
+    private static readonly HashSet<string> EntityCheckers =
+        ["at_least_one_of", "conditional_at_least_one_of", "only_one_of", "distinct", "conditional", "custom_entity_check",
+         "mutually_required", "mutually_exclusive", "mutually_exclusive_sets"];
+
     // Kong's schema type names (kong/db/schema/init.lua)
     private static readonly HashSet<string> KongTypes =
         ["string", "boolean", "integer", "number", "array", "set", "map", "record", "foreign", "json", "function"];
@@ -31,7 +36,11 @@ public sealed class DumpTests
         var root = doc.RootElement;
         Assert.Equal("ProtoBuf:1", root.GetProperty("Protocol").GetString());
         var plugin = AssertKongPlugin(root, "gitlab-ci-auth");
-        var config = plugin.GetProperty("Schema").GetProperty("fields")[0].GetProperty("config");
+        // like Kong's bundled auth plugins: never scoped to a Consumer, HTTP and gRPC only, then the config
+        Assert.Equal(["consumer", "protocols", "config"],
+            plugin.GetProperty("Schema").GetProperty("fields").EnumerateArray().Select(f => f.EnumerateObject().Single().Name));
+        Assert.True(plugin.GetProperty("Schema").GetProperty("entity_checks").GetArrayLength() > 0);
+        var config = ConfigOf(plugin);
         var names = config.GetProperty("fields").EnumerateArray().Select(f => f.EnumerateObject().Single().Name).ToList();
         Assert.Contains("issuer", names);
         Assert.Contains("audiences", names);
@@ -57,7 +66,7 @@ public sealed class DumpTests
         Assert.True(run.ExitCode == 0, run.ToString());
         using var doc = JsonDocument.Parse(SingleLine(run.Stdout));
         var plugin = AssertKongPlugin(doc.RootElement, "example");
-        var fields = plugin.GetProperty("Schema").GetProperty("fields")[0].GetProperty("config").GetProperty("fields");
+        var fields = ConfigOf(plugin).GetProperty("fields");
         Assert.Contains(fields.EnumerateArray(), f => f.TryGetProperty("request_header", out var rh) && rh.GetProperty("default").GetString() == "x-request-id");
     }
 
@@ -87,6 +96,9 @@ public sealed class DumpTests
         using var doc = JsonDocument.Parse(SingleLine(dump.Stdout));
         Assert.Equal(doc.RootElement.GetProperty("Plugins")[0].GetProperty("Version").GetString(), SingleLine(version.Stdout));
     }
+
+    private static JsonElement ConfigOf(JsonElement plugin) =>
+        Assert.Single(plugin.GetProperty("Schema").GetProperty("fields").EnumerateArray(), f => f.TryGetProperty("config", out _)).GetProperty("config");
 
     /// <summary>stdout is exactly one non-empty line (with its newline) and nothing else.</summary>
     private static string SingleLine(string stdout)
@@ -128,7 +140,13 @@ public sealed class DumpTests
         var config = Assert.Single(top.EnumerateArray(), f => f.TryGetProperty("config", out _)).GetProperty("config");
         Assert.Equal("record", config.GetProperty("type").GetString());
         Assert.True(config.GetProperty("fields").GetArrayLength() > 0);
-        AssertTypedef(config, "config");
+        foreach (var f in top.EnumerateArray().Select(f => f.EnumerateObject().Single())) AssertTypedef(f.Value, f.Name);
+        if (schema.TryGetProperty("entity_checks", out var checks))
+        {
+            // kong/db/schema/metaschema.lua: each entry names one of Kong's entity checkers
+            foreach (var c in checks.EnumerateArray())
+                Assert.Contains(Assert.Single(c.EnumerateObject()).Name, EntityCheckers);
+        }
         return p;
     }
 
@@ -157,6 +175,9 @@ public sealed class DumpTests
             case "map":
                 AssertTypedef(def.GetProperty("keys"), path + ".keys");
                 AssertTypedef(def.GetProperty("values"), path + ".values");
+                break;
+            case "foreign":
+                Assert.False(string.IsNullOrEmpty(def.GetProperty("reference").GetString()), $"{path}: foreign without reference");
                 break;
         }
         if (def.TryGetProperty("between", out var between))

@@ -18,6 +18,7 @@ public static class CheckCommand
 {
     public const string Usage = """
         usage: gitlab-ci-auth check --config FILE [--route NAME] --token TOKEN|- [--jwks FILE] [--method M] [--path P]
+               gitlab-ci-auth check --lint FILE
 
           --config FILE   a gitlab-ci-auth plugin config (JSON or YAML), or a declarative kong.yml with --route
           --route NAME    the route whose gitlab-ci-auth plugin to use (kong.yml only)
@@ -25,18 +26,25 @@ public static class CheckCommand
           --jwks FILE     verify with this key set instead of fetching the issuer's
           --method M, --path P   the request, for rules on @method / @path
 
+          --lint FILE     no token: validate every gitlab-ci-auth config in FILE as the server does when Kong
+                          starts an instance: a plugin config (JSON or YAML), a declarative kong.yml (plugins on
+                          services, routes and at the top level) or Kubernetes KongPlugin/KongClusterPlugin manifests
+
         exit code: 0 allowed, 1 denied, 2 error (bad config, unreadable token file, ...)
+                   with --lint: 0 every config is valid, 1 a problem (each listed with its field), 2 usage error
         """;
 
     public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter o, TextWriter err, TextReader stdin)
     {
-        string? configPath = null, route = null, token = null, jwksPath = null, method = null, path = null;
-        for (int i = 0; i < args.Count; i++)
+        string? configPath = null, route = null, token = null, jwksPath = null, method = null, path = null, lintPath = null;
+        int options = 0;
+        for (int i = 0; i < args.Count; i++, options++)
         {
             string a = args[i].TrimStart('-');
             string Next() => i + 1 < args.Count ? args[++i] : throw new UsageException($"{args[i]} needs a value");
             switch (a)
             {
+                case "lint": lintPath = Next(); break;
                 case "config": configPath = Next(); break;
                 case "route": route = Next(); break;
                 case "token": token = Next(); break;
@@ -47,7 +55,12 @@ public static class CheckCommand
                 default: throw new UsageException($"check: unknown option '{args[i]}'");
             }
         }
-        if (configPath is null) throw new UsageException("check needs --config FILE");
+        if (lintPath is not null)
+        {
+            if (options > 1) throw new UsageException("check --lint FILE takes no other option");
+            return LintCommand.Run(lintPath, o, err);
+        }
+        if (configPath is null) throw new UsageException("check needs --config FILE (or --lint FILE)");
         if (token is null) throw new UsageException("check needs --token TOKEN (or - for stdin)");
         if (token == "-") token = (await stdin.ReadToEndAsync()).Trim();
         token = token.Trim();

@@ -75,12 +75,27 @@ public static class ConfigFile
     /// <summary>YAML → JSON: plain scalars get YAML 1.2 core types (bool, null, numbers); quoted ones stay strings.</summary>
     public static string YamlToJson(string yaml)
     {
+        var documents = YamlDocuments(yaml);
+        if (documents.Count == 0) throw new FormatException("empty YAML document");
+        return NodeToJson(documents[0].RootNode);
+    }
+
+    /// <summary>Every document of a YAML stream (a Kubernetes manifest has several, separated by ---).</summary>
+    public static IReadOnlyList<YamlDocument> YamlDocuments(string yaml)
+    {
         var stream = new YamlStream();
         try { stream.Load(new StringReader(yaml)); }
         catch (YamlException e) { throw new FormatException($"invalid YAML at line {e.Start.Line}: {e.Message}"); }
-        if (stream.Documents.Count == 0) throw new FormatException("empty YAML document");
+        // YamlDotNet's scanner raises this on some malformed input (an unclosed flow sequence before a key)
+        catch (InvalidOperationException) { throw new FormatException("invalid YAML: an unclosed [ or { or a stray character"); }
+        return [.. stream.Documents];
+    }
+
+    /// <summary>One YAML node as JSON text, with <see cref="YamlToJson"/>'s typing.</summary>
+    public static string NodeToJson(YamlNode node)
+    {
         var buffer = new ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer)) Write(w, stream.Documents[0].RootNode, 0);
+        using (var w = new Utf8JsonWriter(buffer)) Write(w, node, 0);
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 

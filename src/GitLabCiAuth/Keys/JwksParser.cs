@@ -8,7 +8,7 @@ namespace GitLabCiAuth.Keys;
 
 public enum KeyLogLevel { Debug, Information, Warning, Error }
 
-/// <summary>Log sink for the key store (the lead wires it to the plugin's logger). Messages never contain tokens.</summary>
+/// <summary>Log sink for the key store (the plugin wires it to its logger). Messages never contain tokens.</summary>
 public delegate void KeyLog(KeyLogLevel level, string message);
 
 /// <summary>Outcome of <see cref="JwksParser.Parse"/>: a set, or an error saying why the whole document was refused.</summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using GitLabCiAuth.Plugin;
 using GitLabCiAuth.Tokens;
 
 namespace GitLabCiAuth.Keys;
@@ -33,10 +34,10 @@ public sealed record KeySourceSettings
     public string? StaticJwks { get; init; }
     public string? CaFile { get; init; }
     public bool AllowInsecureHttp { get; init; }
-    public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromHours(1);
-    public TimeSpan RefetchCooldown { get; init; } = TimeSpan.FromSeconds(30);
-    public TimeSpan StaleLimit { get; init; } = TimeSpan.FromDays(1);
-    public TimeSpan FetchTimeout { get; init; } = TimeSpan.FromSeconds(2);
+    public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(GitLabCiAuthSchema.JwksRefreshSeconds.IntegerDefault);
+    public TimeSpan RefetchCooldown { get; init; } = TimeSpan.FromSeconds(GitLabCiAuthSchema.JwksRefetchCooldownSeconds.IntegerDefault);
+    public TimeSpan StaleLimit { get; init; } = TimeSpan.FromSeconds(GitLabCiAuthSchema.JwksStaleSeconds.IntegerDefault);
+    public TimeSpan FetchTimeout { get; init; } = TimeSpan.FromMilliseconds(GitLabCiAuthSchema.JwksFetchTimeoutMs.IntegerDefault);
 
     /// <summary>Maximum size of a discovery document or key set body.</summary>
     public int MaxBodyBytes { get; init; } = 1 << 20;

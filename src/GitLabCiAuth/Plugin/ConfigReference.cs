@@ -15,6 +15,13 @@ public static class ConfigReference
         sb.AppendLine("| field | type | default | rules | meaning |");
         sb.AppendLine("|---|---|---|---|---|");
         foreach (var f in GitLabCiAuthSchema.Fields) Row(sb, f.Name, f.Type);
+        sb.AppendLine();
+        sb.AppendLine("Cross-field rules (the schema's `entity_checks`: Kong refuses a plugin that breaks one when it is written, the server when an instance starts):");
+        sb.AppendLine();
+        foreach (var c in GitLabCiAuthSchema.EntityChecks) sb.Append("- ").Append(c.Describe()).Append(" (`").Append(c.Kind).AppendLine("`)");
+        sb.AppendLine();
+        sb.Append("The plugin cannot be scoped to a Consumer (`consumer` must be null) and runs on the protocols ")
+          .AppendJoin(", ", Schema.HttpProtocols.Select(p => $"`{p}`")).AppendLine(" (`protocols`, default: all four).");
         return sb.ToString();
     }
 

@@ -1,11 +1,13 @@
 using System.Text.Json.Serialization;
 using GitLabCiAuth.Policy;
+using S = GitLabCiAuth.Plugin.GitLabCiAuthSchema;
 
 namespace GitLabCiAuth.Plugin;
 
 /// <summary>
 /// The plugin's config as Kong stores it (field names are the public contract). Defaults and bounds
-/// live in <see cref="GitLabCiAuthSchema"/>; the server fills them in before this is read.
+/// live in <see cref="GitLabCiAuthSchema"/>; the server fills them in before this is read (the initial
+/// values below read the same declarations, for code that builds a config by hand).
 /// </summary>
 public sealed class GitLabCiAuthConfig
 {
@@ -14,19 +16,19 @@ public sealed class GitLabCiAuthConfig
     [JsonPropertyName("audiences")] public List<string> Audiences { get; set; } = [];
     [JsonPropertyName("jwks_uri")] public string? JwksUri { get; set; }
     [JsonPropertyName("static_jwks")] public string? StaticJwks { get; set; }
-    [JsonPropertyName("algorithms")] public List<string> Algorithms { get; set; } = ["RS256"];
-    [JsonPropertyName("clock_skew_seconds")] public int ClockSkewSeconds { get; set; } = 60;
-    [JsonPropertyName("max_token_age_seconds")] public int MaxTokenAgeSeconds { get; set; }
+    [JsonPropertyName("algorithms")] public List<string> Algorithms { get; set; } = [.. S.Algorithms.StringListDefault];
+    [JsonPropertyName("clock_skew_seconds")] public int ClockSkewSeconds { get; set; } = S.ClockSkewSeconds.IntegerDefault;
+    [JsonPropertyName("max_token_age_seconds")] public int MaxTokenAgeSeconds { get; set; } = S.MaxTokenAgeSeconds.IntegerDefault;
     [JsonPropertyName("required_claims")] public List<string> RequiredClaims { get; set; } = [];
-    [JsonPropertyName("token_header")] public string TokenHeader { get; set; } = "authorization";
-    [JsonPropertyName("max_token_bytes")] public int MaxTokenBytes { get; set; } = 8192;
-    [JsonPropertyName("jwks_refresh_seconds")] public int JwksRefreshSeconds { get; set; } = 3600;
-    [JsonPropertyName("jwks_refetch_cooldown_seconds")] public int JwksRefetchCooldownSeconds { get; set; } = 30;
-    [JsonPropertyName("jwks_stale_seconds")] public int JwksStaleSeconds { get; set; } = 86400;
-    [JsonPropertyName("jwks_fetch_timeout_ms")] public int JwksFetchTimeoutMs { get; set; } = 2000;
+    [JsonPropertyName("token_header")] public string TokenHeader { get; set; } = S.TokenHeader.StringDefault;
+    [JsonPropertyName("max_token_bytes")] public int MaxTokenBytes { get; set; } = S.MaxTokenBytes.IntegerDefault;
+    [JsonPropertyName("jwks_refresh_seconds")] public int JwksRefreshSeconds { get; set; } = S.JwksRefreshSeconds.IntegerDefault;
+    [JsonPropertyName("jwks_refetch_cooldown_seconds")] public int JwksRefetchCooldownSeconds { get; set; } = S.JwksRefetchCooldownSeconds.IntegerDefault;
+    [JsonPropertyName("jwks_stale_seconds")] public int JwksStaleSeconds { get; set; } = S.JwksStaleSeconds.IntegerDefault;
+    [JsonPropertyName("jwks_fetch_timeout_ms")] public int JwksFetchTimeoutMs { get; set; } = S.JwksFetchTimeoutMs.IntegerDefault;
     [JsonPropertyName("jwks_ca_file")] public string? JwksCaFile { get; set; }
-    [JsonPropertyName("allow_insecure_http")] public bool AllowInsecureHttp { get; set; }
-    [JsonPropertyName("verified_token_cache_size")] public int VerifiedTokenCacheSize { get; set; } = 10000;
+    [JsonPropertyName("allow_insecure_http")] public bool AllowInsecureHttp { get; set; } = S.AllowInsecureHttp.BooleanDefault;
+    [JsonPropertyName("verified_token_cache_size")] public int VerifiedTokenCacheSize { get; set; } = S.VerifiedTokenCacheSize.IntegerDefault;
 
     // ---- policy ----
     [JsonPropertyName("rules")] public List<RuleConfig> Rules { get; set; } = [];

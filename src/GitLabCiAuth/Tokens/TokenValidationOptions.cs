@@ -1,17 +1,19 @@
 using GitLabCiAuth.Keys;
+using Kong.PluginServer.Plugins;
+using S = GitLabCiAuth.Plugin.GitLabCiAuthSchema;
 
 namespace GitLabCiAuth.Tokens;
 
 /// <summary>
-/// The token-validation part of the plugin's configuration (public contract; the lead maps Kong's
+/// The token-validation part of the plugin's configuration (public contract; the plugin maps Kong's
 /// snake_case config onto these properties, the snake_case names are used in validation messages).
+/// Defaults and ranges are read from the schema's declarations (<see cref="S"/>), never repeated here.
 /// </summary>
 public sealed class TokenValidationOptions
 {
-    public static readonly IReadOnlyList<string> DefaultRequiredClaims =
-        ["project_id", "namespace_id", "pipeline_id", "job_id", "runner_id", "ref", "ref_type"];
+    public static readonly IReadOnlyList<string> DefaultRequiredClaims = S.RequiredClaims.StringListDefault;
 
-    public static readonly IReadOnlyList<string> DefaultAlgorithms = ["RS256"];
+    public static readonly IReadOnlyList<string> DefaultAlgorithms = S.Algorithms.StringListDefault;
 
     /// <summary>issuer: exact expected <c>iss</c> (no trailing slash).</summary>
     public string Issuer { get; set; } = "";
@@ -28,35 +30,35 @@ public sealed class TokenValidationOptions
     /// <summary>algorithms: allowed JWS algorithms (RS/PS/ES 256/384/512). <c>none</c> and HS* are never allowed.</summary>
     public IReadOnlyList<string> Algorithms { get; set; } = DefaultAlgorithms;
 
-    public int ClockSkewSeconds { get; set; } = 60;
+    public int ClockSkewSeconds { get; set; } = S.ClockSkewSeconds.IntegerDefault;
 
     /// <summary>max_token_age_seconds: reject when <c>iat</c> is older than this; 0 = off.</summary>
-    public int MaxTokenAgeSeconds { get; set; }
+    public int MaxTokenAgeSeconds { get; set; } = S.MaxTokenAgeSeconds.IntegerDefault;
 
     /// <summary>required_claims: must be present and non-empty.</summary>
     public IReadOnlyList<string> RequiredClaims { get; set; } = DefaultRequiredClaims;
 
     /// <summary>token_header: the request header carrying the token (<c>Bearer &lt;jwt&gt;</c>).</summary>
-    public string TokenHeader { get; set; } = "authorization";
+    public string TokenHeader { get; set; } = S.TokenHeader.StringDefault;
 
     /// <summary>max_token_bytes: larger tokens are rejected before any parsing.</summary>
-    public int MaxTokenBytes { get; set; } = 8192;
+    public int MaxTokenBytes { get; set; } = S.MaxTokenBytes.IntegerDefault;
 
-    public int JwksRefreshSeconds { get; set; } = 3600;
-    public int JwksRefetchCooldownSeconds { get; set; } = 30;
-    public int JwksStaleSeconds { get; set; } = 86400;
+    public int JwksRefreshSeconds { get; set; } = S.JwksRefreshSeconds.IntegerDefault;
+    public int JwksRefetchCooldownSeconds { get; set; } = S.JwksRefetchCooldownSeconds.IntegerDefault;
+    public int JwksStaleSeconds { get; set; } = S.JwksStaleSeconds.IntegerDefault;
 
     /// <summary>jwks_fetch_timeout_ms: bound on one fetch (discovery + keys), wall clock.</summary>
-    public int JwksFetchTimeoutMs { get; set; } = 2000;
+    public int JwksFetchTimeoutMs { get; set; } = S.JwksFetchTimeoutMs.IntegerDefault;
 
     /// <summary>jwks_ca_file: extra CA bundle (PEM) trusted for the key endpoints, on top of the system roots.</summary>
     public string? JwksCaFile { get; set; }
 
     /// <summary>allow_insecure_http: allow http:// issuer / jwks_uri (tests, labs). Off by default.</summary>
-    public bool AllowInsecureHttp { get; set; }
+    public bool AllowInsecureHttp { get; set; } = S.AllowInsecureHttp.BooleanDefault;
 
     /// <summary>verified_token_cache_size: LRU capacity of the verified-token cache; 0 disables it.</summary>
-    public int VerifiedTokenCacheSize { get; set; } = 10000;
+    public int VerifiedTokenCacheSize { get; set; } = S.VerifiedTokenCacheSize.IntegerDefault;
 
     /// <summary>Throws <see cref="TokenOptionsException"/> naming the first invalid field.</summary>
     public void Validate()
@@ -117,8 +119,8 @@ public sealed class TokenValidationOptions
                 return $"algorithms: '{a}' is not supported (allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512)";
         }
 
-        if (ClockSkewSeconds is < 0 or > 600) return "clock_skew_seconds: must be between 0 and 600";
-        if (MaxTokenAgeSeconds < 0) return "max_token_age_seconds: must be 0 (off) or positive";
+        if (OutOfRange(S.ClockSkewSeconds, ClockSkewSeconds) is { } skew) return skew;
+        if (OutOfRange(S.MaxTokenAgeSeconds, MaxTokenAgeSeconds) is { } age) return age;
 
         if (RequiredClaims is null) return "required_claims: must not be null";
         foreach (var c in RequiredClaims)
@@ -128,16 +130,19 @@ public sealed class TokenValidationOptions
         foreach (var ch in TokenHeader)
             if (!IsTokenChar(ch)) return "token_header: is not a valid header name";
 
-        if (MaxTokenBytes is < 256 or > 65536) return "max_token_bytes: must be between 256 and 65536";
-        if (JwksRefreshSeconds is < 10 or > 7 * 86400) return "jwks_refresh_seconds: must be between 10 and 604800";
-        if (JwksRefetchCooldownSeconds is < 1 or > 86400) return "jwks_refetch_cooldown_seconds: must be between 1 and 86400";
+        if (OutOfRange(S.MaxTokenBytes, MaxTokenBytes) is { } bytes) return bytes;
+        if (OutOfRange(S.JwksRefreshSeconds, JwksRefreshSeconds) is { } refresh) return refresh;
+        if (OutOfRange(S.JwksRefetchCooldownSeconds, JwksRefetchCooldownSeconds) is { } cooldown) return cooldown;
+        if (OutOfRange(S.JwksStaleSeconds, JwksStaleSeconds) is { } stale) return stale;
         if (JwksStaleSeconds < JwksRefreshSeconds) return "jwks_stale_seconds: must be at least jwks_refresh_seconds";
-        if (JwksStaleSeconds > 30 * 86400) return "jwks_stale_seconds: must be at most 2592000 (30 days)";
-        if (JwksFetchTimeoutMs is < 50 or > 60000) return "jwks_fetch_timeout_ms: must be between 50 and 60000";
+        if (OutOfRange(S.JwksFetchTimeoutMs, JwksFetchTimeoutMs) is { } timeout) return timeout;
         if (JwksCaFile is not null && string.IsNullOrWhiteSpace(JwksCaFile)) return "jwks_ca_file: must not be empty";
-        if (VerifiedTokenCacheSize is < 0 or > 1_000_000) return "verified_token_cache_size: must be between 0 and 1000000";
+        if (OutOfRange(S.VerifiedTokenCacheSize, VerifiedTokenCacheSize) is { } cache) return cache;
         return null;
     }
+
+    /// <summary>"field: must be between MIN and MAX" when <paramref name="value"/> is outside the field's declared range.</summary>
+    private static string? OutOfRange(SchemaField field, int value) => field.Allows(value) ? null : $"{field.Name}: must be {field.RangeText}";
 
     /// <summary>The discovery document URL for <see cref="Issuer"/>.</summary>
     public string DiscoveryUrl => Issuer + "/.well-known/openid-configuration";

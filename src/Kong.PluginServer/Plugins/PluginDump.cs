@@ -33,13 +33,24 @@ public static class PluginDump
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
-    /// <summary>The plugin sub-schema: {"name", "fields": [{"config": {"type": "record", "fields": [...]}}]}.</summary>
+    /// <summary>
+    /// The plugin sub-schema, the Lua table of a bundled plugin's schema.lua as JSON (Kong decodes it with cjson
+    /// and loads it as is): {"name", "fields": [{"consumer": {...}}, {"protocols": {...}}, {"config": {"type": "record",
+    /// "fields": [...]}}], "entity_checks": [{"conditional": {...}}, ...]}. A JSON null (<c>"eq": null</c>) decodes to
+    /// cjson.null, which is Kong's ngx.null.
+    /// </summary>
     public static void WriteSchema(Utf8JsonWriter w, PluginInfo info)
     {
         w.WriteStartObject();
         w.WriteString("name", info.Name);
         w.WritePropertyName("fields");
-        SchemaField.WriteList(w, [Schema.Record("config", info.ConfigFields, required: true)]);
+        SchemaField.WriteList(w, info.SchemaFields);
+        if (info.EntityChecks.Count > 0)
+        {
+            w.WriteStartArray("entity_checks");
+            foreach (var check in info.EntityChecks) check.WriteTo(w);
+            w.WriteEndArray();
+        }
         w.WriteEndObject();
     }
 

@@ -1,17 +1,22 @@
+using System.Globalization;
 using System.Text.Json;
 
 namespace Kong.PluginServer.Plugins;
 
 /// <summary>
-/// A Kong schema type definition (typedef) for one config field: what `-dump` prints and what the
-/// server checks when an instance starts. Kong's own attribute names and semantics (docs/protocol.md#dump-json).
+/// A Kong schema type definition (typedef) for one field: what `-dump` prints and what the server checks
+/// when an instance starts. Kong's own attribute names and semantics (docs/protocol.md#dump-json).
 /// </summary>
 public sealed class SchemaType
 {
-    public required string Type { get; init; }            // string, boolean, integer, number, array, set, map, record
+    public required string Type { get; init; }            // string, boolean, integer, number, array, set, map, record, foreign
     public bool Required { get; init; }
     /// <summary>The default as JSON text (e.g. "60", "[\"RS256\"]").</summary>
     public string? DefaultJson { get; init; }
+    /// <summary><c>eq</c> as JSON text; <c>"null"</c> makes a field that must stay empty (Kong's <c>typedefs.no_consumer</c>).</summary>
+    public string? EqJson { get; init; }
+    /// <summary>The entity a <c>foreign</c> field points to (e.g. "consumers").</summary>
+    public string? Reference { get; init; }
     public IReadOnlyList<string>? OneOf { get; init; }
     public (double Min, double Max)? Between { get; init; }
     public int? LenMin { get; init; }
@@ -25,8 +30,10 @@ public sealed class SchemaType
     {
         w.WriteStartObject();
         w.WriteString("type", Type);
+        if (Reference is not null) w.WriteString("reference", Reference);
         if (Required) w.WriteBoolean("required", true);
         if (DefaultJson is not null) { w.WritePropertyName("default"); w.WriteRawValue(DefaultJson); }
+        if (EqJson is not null) { w.WritePropertyName("eq"); w.WriteRawValue(EqJson); }
         if (OneOf is not null)
         {
             w.WriteStartArray("one_of");
@@ -50,7 +57,11 @@ public sealed class SchemaType
     }
 }
 
-/// <summary>A named field: in Kong's schema language each entry of `fields` is a one-key object.</summary>
+/// <summary>
+/// A named field: in Kong's schema language each entry of `fields` is a one-key object. The typed accessors
+/// (<see cref="IntegerDefault"/>, <see cref="Allows"/>, ...) let a plugin's own code read a field's default
+/// and range from this one declaration instead of repeating them.
+/// </summary>
 public sealed record SchemaField(string Name, SchemaType Type)
 {
     internal static void WriteList(Utf8JsonWriter w, IReadOnlyList<SchemaField> fields)
@@ -65,11 +76,42 @@ public sealed record SchemaField(string Name, SchemaType Type)
         }
         w.WriteEndArray();
     }
+
+    /// <summary>The default of an integer field.</summary>
+    public int IntegerDefault => Type.Type == "integer" && Type.DefaultJson is { } d
+        ? int.Parse(d, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture)
+        : throw new InvalidOperationException($"{Name} is not an integer field with a default");
+
+    /// <summary>The default of a boolean field.</summary>
+    public bool BooleanDefault => Type.Type == "boolean" && Type.DefaultJson is { } d
+        ? d == "true"
+        : throw new InvalidOperationException($"{Name} is not a boolean field with a default");
+
+    /// <summary>The default of a string field.</summary>
+    public string StringDefault => Type.Type == "string" && Type.DefaultJson is { } d
+        ? JsonSerializer.Deserialize(d, PluginJson.Default.String)!
+        : throw new InvalidOperationException($"{Name} is not a string field with a default");
+
+    /// <summary>The default of an array (or set) of strings.</summary>
+    public IReadOnlyList<string> StringListDefault => Type.Type is "array" or "set" && Type.DefaultJson is { } d
+        ? JsonSerializer.Deserialize(d, PluginJson.Default.StringArray)!
+        : throw new InvalidOperationException($"{Name} is not an array field with a default");
+
+    /// <summary>Whether a number is within the field's <c>between</c> (true when it declares none).</summary>
+    public bool Allows(double value) => Type.Between is not { } b || (value >= b.Min && value <= b.Max);
+
+    /// <summary>"between MIN and MAX", for messages.</summary>
+    public string RangeText => Type.Between is { } b
+        ? string.Create(CultureInfo.InvariantCulture, $"between {b.Min} and {b.Max}")
+        : "any value";
 }
 
 /// <summary>Short constructors for schema fields.</summary>
 public static class Schema
 {
+    /// <summary>The protocols of Kong's http subsystem, sorted as Kong sorts them.</summary>
+    public static readonly IReadOnlyList<string> HttpProtocols = ["grpc", "grpcs", "http", "https"];
+
     public static SchemaField String(string name, bool required = false, string? @default = null, IReadOnlyList<string>? oneOf = null,
         int? lenMin = null, string? description = null) =>
         new(name, new SchemaType
@@ -102,4 +144,27 @@ public static class Schema
     public static SchemaType RecordType(IReadOnlyList<SchemaField> fields) => new() { Type = "record", Fields = fields };
 
     public static SchemaType ArrayType(SchemaType elements, int? lenMin = null) => new() { Type = "array", Elements = elements, LenMin = lenMin };
+
+    // ---- Kong's typedefs for the top-level fields of a plugin entity (kong/db/schema/typedefs.lua) ----
+
+    /// <summary><c>consumer = typedefs.no_consumer</c>: the plugin cannot be scoped to a Consumer (Kong refuses a plugin entity with a consumer).</summary>
+    public static SchemaField NoConsumer() => NoForeign("consumer", "consumers");
+
+    /// <summary><c>route = typedefs.no_route</c>: the plugin cannot be applied to a Route.</summary>
+    public static SchemaField NoRoute() => NoForeign("route", "routes");
+
+    /// <summary><c>service = typedefs.no_service</c>: the plugin cannot be applied to a Service.</summary>
+    public static SchemaField NoService() => NoForeign("service", "services");
+
+    /// <summary><c>protocols = typedefs.protocols_http</c>: http, https, grpc, grpcs (the default: all four).</summary>
+    public static SchemaField ProtocolsHttp() =>
+        new("protocols", new SchemaType
+        {
+            Type = "set", Required = true,
+            DefaultJson = JsonSerializer.Serialize(HttpProtocols.ToArray(), PluginJson.Default.StringArray),
+            Elements = new SchemaType { Type = "string", OneOf = HttpProtocols },
+        });
+
+    private static SchemaField NoForeign(string name, string reference) =>
+        new(name, new SchemaType { Type = "foreign", Reference = reference, EqJson = "null" });
 }

@@ -75,4 +75,66 @@ public class ConfigNormalizerTests
     {
         Assert.Throws<ConfigException>(() => Run("{not json"));
     }
+
+    private static readonly IReadOnlyList<EntityCheck> Checks =
+    [
+        EntityCheck.MutuallyExclusive("config.issuer", "config.mode_override"),
+        EntityCheck.Conditional("config.mode", FieldMatch.Eq("dry_run"), "config.reason", FieldMatch.IsRequired),
+        EntityCheck.Conditional("config.flag", FieldMatch.Eq(false), "config.issuer", FieldMatch.StartingWith("https://"), thenErr: "set %s for http"),
+        EntityCheck.AtLeastOneOf("config.reason", "config.mode_override", "config.issuer"),
+    ];
+
+    private static readonly IReadOnlyList<SchemaField> CheckedFields =
+        [.. Fields, Schema.String("reason"), Schema.String("mode_override")];
+
+    [Theory]
+    [InlineData("""{"issuer":"https://g","audiences":["a"]}""", null, null)]
+    [InlineData("""{"issuer":"https://g","audiences":["a"],"mode_override":"x"}""", "mode_override", "only one or none of these fields must be set: 'config.issuer', 'config.mode_override'")]
+    [InlineData("""{"issuer":"https://g","audiences":["a"],"mode_override":""}""", null, null)]
+    [InlineData("""{"issuer":"https://g","audiences":["a"],"mode":"dry_run"}""", "reason", "required field missing (failed conditional validation given value of field 'config.mode')")]
+    [InlineData("""{"issuer":"https://g","audiences":["a"],"mode":"dry_run","reason":"r"}""", null, null)]
+    [InlineData("""{"issuer":"http://g","audiences":["a"]}""", "issuer", "should start with: https:// (set config.flag for http)")]
+    [InlineData("""{"issuer":"http://g","audiences":["a"],"flag":true}""", null, null)]
+    public void Entity_checks_over_config_fields_are_enforced_with_Kongs_semantics(string json, string? field, string? message)
+    {
+        var bytes = Encoding.UTF8.GetBytes(json);
+        if (field is null)
+        {
+            _ = ConfigNormalizer.Normalize(bytes, CheckedFields, Checks);
+            return;
+        }
+        var e = Assert.Throws<ConfigException>(() => ConfigNormalizer.Normalize(bytes, CheckedFields, Checks));
+        Assert.Equal(field, e.Field);
+        Assert.Equal(message, e.Reason);
+    }
+
+    [Fact]
+    public void Checks_on_fields_outside_config_are_left_to_Kong()
+    {
+        var checks = new[] { EntityCheck.AtLeastOneOf("protocols", "config.reason") };
+        _ = ConfigNormalizer.Normalize(Encoding.UTF8.GetBytes("""{"issuer":"https://g","audiences":["a"]}"""), CheckedFields, checks);
+    }
+
+    [Fact]
+    public void Check_lists_every_problem_and_skips_entity_checks_over_broken_fields()
+    {
+        var problems = ConfigNormalizer.Check(Encoding.UTF8.GetBytes("""
+            {"audiences":[],"skew":-1,"mode":"loud","algorithms":["RS256","HS256"],"rules":[{"effect":"deny"}],"flag":"yes","mode_override":"m","issuer":5}
+            """), CheckedFields, Checks, out var canonical);
+
+        Assert.Null(canonical);
+        Assert.Equal(
+            ["issuer: expected a string", "audiences: length must be at least 1", "algorithms[1]: expected one of: RS256, ES256",
+             "skew: value should be between 0 and 3600", "mode: expected one of: enforce, dry_run", "rules[0].name: required field missing",
+             "flag: expected a boolean"],
+            problems.Select(p => $"{p.Field}: {p.Reason}"));
+    }
+
+    [Fact]
+    public void Check_of_a_valid_config_gives_the_canonical_form()
+    {
+        var json = Encoding.UTF8.GetBytes("""{"issuer":"https://g","audiences":["a"],"__seq__":1}""");
+        Assert.Empty(ConfigNormalizer.Check(json, CheckedFields, Checks, out var canonical));
+        Assert.Equal(ConfigNormalizer.Normalize(json, CheckedFields, Checks), canonical);
+    }
 }

@@ -1,12 +1,15 @@
 using System.Text.Json.Nodes;
 
-namespace Deployment.Tests.Infrastructure;
+namespace GitLabCiAuth.TestSupport;
 
 /// <summary>
 /// Validates a plugin config against a Kong plugin schema as the binary dumps it for Kong (the subset of Kong's
 /// schema language the dump uses: string, boolean, integer, number, array/set with <c>elements</c>, map with
-/// <c>keys</c>/<c>values</c>, record with <c>fields</c>; <c>required</c> (unless a <c>default</c> fills it),
-/// <c>one_of</c>, <c>between</c>, <c>len_min</c>, <c>len_max</c>). Unknown field names are errors, like in Kong.
+/// <c>keys</c>/<c>values</c>, record with <c>fields</c>, foreign with <c>eq</c>; <c>required</c> (unless a <c>default</c>
+/// fills it), <c>one_of</c>, <c>between</c>, <c>len_min</c>, <c>len_max</c>). Unknown field names are errors, like in Kong.
+/// <see cref="ValidatePlugin"/> plays Kong's insert of a whole plugin entity, entity checks included
+/// (<see cref="KongEntityChecks"/>). Written from Kong's kong/db/schema/init.lua; it reads only the dump's JSON, so it
+/// checks the dump independently of the server's own code.
 /// </summary>
 public static class KongSchema
 {
@@ -37,9 +40,72 @@ public static class KongSchema
         return errors;
     }
 
-    private static void Check(JsonObject t, JsonNode? value, string path, List<string> errors)
+    /// <summary>The plugin's schema object (<c>{"name", "fields", "entity_checks"}</c>) in a dump.</summary>
+    public static JsonObject PluginSchema(JsonNode dump, string pluginName)
+    {
+        var plugins = dump is JsonObject o ? o["Plugins"]!.AsArray() : dump.AsArray();
+        return plugins.Single(p => (string?)p!["Name"] == pluginName)!["Schema"]!.AsObject();
+    }
+
+    /// <summary>
+    /// Kong's insert of a plugin entity (<c>{"config": {...}, "consumer": ..., "protocols": [...]}</c>) against the
+    /// plugin's schema: defaults are filled and absent optional fields become null (process_auto_fields), every field
+    /// is validated, then every entity check runs.
+    /// </summary>
+    public static KongVerdict ValidatePlugin(JsonObject pluginSchema, JsonObject entity)
+    {
+        var root = new JsonObject { ["type"] = "record", ["fields"] = pluginSchema["fields"]!.DeepClone() };
+        var input = (JsonObject)entity.DeepClone();
+        AutoFields(root, input);
+        var fieldErrors = new List<string>();
+        Check(root, input, "entity", fieldErrors);
+        var failures = KongEntityChecks.Run(root, pluginSchema["entity_checks"] as JsonArray, input);
+        return new KongVerdict(input, fieldErrors, failures);
+    }
+
+    /// <summary>Kong's process_auto_fields for an insert: defaults (deep copies), null for absent optional fields, required records expanded.</summary>
+    private static void AutoFields(JsonObject record, JsonObject value)
+    {
+        foreach (var (name, def) in record["fields"]!.AsArray().Select(f => f!.AsObject().Single()))
+        {
+            var d = def!.AsObject();
+            if (!value.TryGetPropertyValue(name, out var v) || v is null)
+            {
+                if (d["default"] is { } dflt) value[name] = dflt.DeepClone();
+                else if ((bool?)d["required"] != true) value[name] = null;
+                else if ((string?)d["type"] == "record") { var r = new JsonObject(); AutoFields(d, r); value[name] = r; }
+                else value.Remove(name);   // required and absent: validation reports it
+                continue;
+            }
+            Nested(d, v);
+        }
+
+        static void Nested(JsonObject d, JsonNode v)
+        {
+            switch ((string?)d["type"])
+            {
+                case "record" when v is JsonObject r:
+                    AutoFields(d, r);
+                    break;
+                case "array" or "set" when v is JsonArray a && d["elements"] is JsonObject el:
+                    foreach (var item in a) if (item is not null) Nested(el, item);
+                    break;
+                case "map" when v is JsonObject m && d["values"] is JsonObject vals:
+                    foreach (var (_, item) in m) if (item is not null) Nested(vals, item);
+                    break;
+            }
+        }
+    }
+
+    internal static void Check(JsonObject t, JsonNode? value, string path, List<string> errors)
     {
         string type = (string?)t["type"] ?? throw new FormatException($"{path}: schema entry without a type");
+        if (type == "foreign")
+        {
+            // typedefs.no_consumer and friends: `eq = null`, nothing may be referenced
+            if (t.ContainsKey("eq") && t["eq"] is null && value is not null) errors.Add($"{path}: value must be null");
+            return;
+        }
         if (value is null)
         {
             // only reached for array elements and map values: a null there is never valid
@@ -141,4 +207,19 @@ public static class KongSchema
         System.Text.Json.JsonValueKind.Object => "an object",
         _ => value.ToJsonString(),
     };
+}
+
+/// <summary>What Kong says about a plugin entity: the entity after its auto fields, field errors, failed entity checks.</summary>
+public sealed record KongVerdict(JsonObject Entity, List<string> FieldErrors, List<KongCheckFailure> CheckFailures)
+{
+    public bool Accepted => FieldErrors.Count == 0 && CheckFailures.Count == 0;
+
+    public override string ToString() =>
+        Accepted ? "accepted" : string.Join("\n", FieldErrors.Concat(CheckFailures.Select(f => f.ToString())));
+}
+
+/// <summary>One entity check that refused the entity: its position in <c>entity_checks</c>, its kind and argument, Kong's message.</summary>
+public sealed record KongCheckFailure(int Index, string Kind, JsonNode Argument, string Message, string? FieldError)
+{
+    public override string ToString() => $"entity_checks[{Index}] {Kind} {Argument.ToJsonString()}: {Message}" + (FieldError is null ? "" : $" ({FieldError})");
 }
