@@ -33,6 +33,7 @@ public sealed class AuditRecord : IPdkValue
     public void WriteTo(PdkValueWriter w)
     {
         int n = 2;
+        if (Claims?.GetString("iss") is not null) n++;
         if (Claims is not null)
         {
             foreach (var c in IdentityClaims) if (Claims.GetString(c) is not null) n++;
@@ -47,6 +48,8 @@ public sealed class AuditRecord : IPdkValue
         if (DroppedHeaders is not null) n++;
 
         w.BeginMap(n);
+        // project ids are per GitLab instance: the record always says which one
+        if (Claims?.GetString("iss") is { } iss) { w.Key("issuer"); w.String(ClaimText.Escape(iss)); }
         if (Claims is not null)
         {
             foreach (var c in IdentityClaims)

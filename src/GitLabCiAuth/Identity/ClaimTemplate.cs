@@ -20,8 +20,14 @@ public sealed class ClaimTemplate
         _claims = claims;
     }
 
+    /// <summary><c>{iss_host}</c>: the host of the token's <c>iss</c> URL, lower-case (not a claim of the token).</summary>
+    public const string IssuerHost = "iss_host";
+
     public string Source { get; }
     public IReadOnlyList<string> Claims => _claims;
+
+    /// <summary>True when the text names the token's issuer (<c>{iss}</c> or <c>{iss_host}</c>).</summary>
+    public bool NamesIssuer => _claims.Any(c => c is "iss" or IssuerHost);
 
     /// <summary>Parses a template; raises <see cref="FormatException"/> for an unbalanced or empty placeholder.</summary>
     public static ClaimTemplate Parse(string template)
@@ -53,13 +59,17 @@ public sealed class ClaimTemplate
         var sb = new StringBuilder(_literals[0]);
         for (int i = 0; i < _claims.Length; i++)
         {
-            var v = claims.GetString(_claims[i]);
+            var v = _claims[i] == IssuerHost ? HostOf(claims.GetString("iss")) : claims.GetString(_claims[i]);
             // the result names a credential or an ACL group (acl copies groups upstream): the claim as it is, or nothing
             if (v is null || !ClaimText.IsHeaderSafe(v)) return null;
             sb.Append(v).Append(_literals[i + 1]);
         }
         return sb.ToString();
     }
+
+    /// <summary>The lower-case host of an issuer URL (what <c>{iss_host}</c> renders), or null.</summary>
+    public static string? HostOf(string? issuer) =>
+        issuer is not null && Uri.TryCreate(issuer, UriKind.Absolute, out var u) && u.Host.Length > 0 ? u.Host.ToLowerInvariant() : null;
 
     public override string ToString() => Source;
 }

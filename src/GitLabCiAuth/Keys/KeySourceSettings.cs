@@ -53,22 +53,26 @@ public sealed record KeySourceSettings
     internal string RegistryKey => string.Create(CultureInfo.InvariantCulture,
         $"{Kind}|{SourceId}|{(Kind == KeySourceKind.Discovery ? Issuer : "")}|{CaFile}|{AllowInsecureHttp}|{RefreshInterval.Ticks}|{RefetchCooldown.Ticks}|{StaleLimit.Ticks}|{FetchTimeout.Ticks}|{MaxBodyBytes}");
 
-    public static KeySourceSettings FromOptions(TokenValidationOptions o)
+    /// <summary>The key source of the options' first accepted issuer (the top-level <c>issuer</c> when set).</summary>
+    public static KeySourceSettings FromOptions(TokenValidationOptions o) => FromOptions(o, o.EffectiveIssuers[0]);
+
+    /// <summary>The key source of one accepted issuer, with the route's fetch settings.</summary>
+    public static KeySourceSettings FromOptions(TokenValidationOptions o, IssuerOptions issuer)
     {
-        var kind = o.StaticJwks is not null ? KeySourceKind.Static
-            : o.JwksUri is not null ? KeySourceKind.JwksUri
+        var kind = issuer.StaticJwks is not null ? KeySourceKind.Static
+            : issuer.JwksUri is not null ? KeySourceKind.JwksUri
             : KeySourceKind.Discovery;
         return new KeySourceSettings
         {
             Kind = kind,
-            Issuer = o.Issuer,
+            Issuer = issuer.Issuer,
             Url = kind switch
             {
-                KeySourceKind.Discovery => o.DiscoveryUrl,
-                KeySourceKind.JwksUri => o.JwksUri,
+                KeySourceKind.Discovery => issuer.DiscoveryUrl,
+                KeySourceKind.JwksUri => issuer.JwksUri,
                 _ => null,
             },
-            StaticJwks = o.StaticJwks,
+            StaticJwks = issuer.StaticJwks,
             CaFile = o.JwksCaFile,
             AllowInsecureHttp = o.AllowInsecureHttp,
             RefreshInterval = TimeSpan.FromSeconds(o.JwksRefreshSeconds),

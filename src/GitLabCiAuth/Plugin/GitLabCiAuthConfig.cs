@@ -12,7 +12,8 @@ namespace GitLabCiAuth.Plugin;
 public sealed class GitLabCiAuthConfig
 {
     // ---- token validation ----
-    [JsonPropertyName("issuer")] public string Issuer { get; set; } = "";
+    [JsonPropertyName("issuer")] public string? Issuer { get; set; }
+    [JsonPropertyName("issuers")] public List<IssuerConfig>? Issuers { get; set; }
     [JsonPropertyName("audiences")] public List<string> Audiences { get; set; } = [];
     [JsonPropertyName("jwks_uri")] public string? JwksUri { get; set; }
     [JsonPropertyName("static_jwks")] public string? StaticJwks { get; set; }
@@ -48,6 +49,15 @@ public sealed class GitLabCiAuthConfig
     [JsonPropertyName("anonymous")] public string? Anonymous { get; set; }
 
     public bool DryRun => Mode == "dry_run";
+}
+
+/// <summary>One <c>issuers[]</c> record.</summary>
+public sealed class IssuerConfig
+{
+    [JsonPropertyName("issuer")] public string Issuer { get; set; } = "";
+    [JsonPropertyName("jwks_uri")] public string? JwksUri { get; set; }
+    [JsonPropertyName("static_jwks")] public string? StaticJwks { get; set; }
+    [JsonPropertyName("audiences")] public List<string>? Audiences { get; set; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]

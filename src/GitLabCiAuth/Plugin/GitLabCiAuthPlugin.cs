@@ -43,7 +43,14 @@ public sealed class GitLabCiAuthPlugin(JwksKeyStore? keyStore = null, TimeProvid
     {
         var token = new TokenValidationOptions
         {
-            Issuer = config.Issuer,
+            Issuer = config.Issuer ?? "",
+            Issuers = (config.Issuers ?? []).Select(i => new IssuerOptions
+            {
+                Issuer = i.Issuer,
+                JwksUri = string.IsNullOrWhiteSpace(i.JwksUri) ? null : i.JwksUri,
+                StaticJwks = string.IsNullOrWhiteSpace(i.StaticJwks) ? null : i.StaticJwks,
+                Audiences = i.Audiences,
+            }).ToList(),
             Audiences = config.Audiences,
             JwksUri = string.IsNullOrWhiteSpace(config.JwksUri) ? null : config.JwksUri,
             StaticJwks = string.IsNullOrWhiteSpace(config.StaticJwks) ? null : config.StaticJwks,
@@ -92,6 +99,17 @@ public sealed class GitLabCiAuthPlugin(JwksKeyStore? keyStore = null, TimeProvid
             try { credential = ClaimTemplate.Parse(config.CredentialTemplate); }
             catch (FormatException e) { throw new ConfigException("credential_template", e.Message); }
         }
+        // project 16234 of one GitLab is not project 16234 of another: with several issuers, the credential (and so
+        // rate-limiting by credential) must tell them apart
+        bool severalIssuers = token.EffectiveIssuers.Count > 1;
+        if (severalIssuers && credential is not null && !credential.NamesIssuer)
+            throw new ConfigException("credential_template",
+                $"'{config.CredentialTemplate}' would give projects of different issuers the same credential: with several issuers " +
+                "it must use {iss_host} or {iss}, e.g. gitlab-{iss_host}-project-{project_id}");
+        if (severalIssuers && credential is not null && !credential.Claims.Contains("iss")
+            && token.EffectiveIssuers.GroupBy(i => ClaimTemplate.HostOf(i.Issuer)).FirstOrDefault(g => g.Count() > 1) is { } sameHost)
+            throw new ConfigException("credential_template",
+                $"{{iss_host}} is '{sameHost.Key}' for {string.Join(" and ", sameHost.Select(i => i.Issuer))}: use {{iss}} to tell them apart");
         var groups = new List<ClaimTemplate>();
         for (int i = 0; i < config.AuthenticatedGroups.Count; i++)
         {
@@ -103,7 +121,12 @@ public sealed class GitLabCiAuthPlugin(JwksKeyStore? keyStore = null, TimeProvid
 
         var identity = new IdentityHeaders(config.UpstreamHeaders);
         var protectedNames = new ProtectedHeaders(identity.Names.Concat(KongConsumerHeaders.All));
-        var warnings = PolicyWarnings.Find(config.Rules, token.RequiredClaims);
+        var warnings = PolicyWarnings.Find(config.Rules, token.RequiredClaims).ToList();
+        if (severalIssuers)
+            for (int i = 0; i < groups.Count; i++)
+                if (!groups[i].NamesIssuer && groups[i].Claims.Count > 0)
+                    warnings.Add($"authenticated_groups[{i}]: '{groups[i].Source}' gives jobs of different issuers the same group; " +
+                                 "with several issuers consider {iss_host} in it");
         return new CompiledConfig(token, policy, identity, protectedNames, credential, groups, warnings);
     }
 

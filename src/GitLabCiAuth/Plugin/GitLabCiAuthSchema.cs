@@ -9,7 +9,7 @@ namespace GitLabCiAuth.Plugin;
 public static class GitLabCiAuthSchema
 {
     public const string DefaultUpstreamHeadersJson = """
-        {"project_id":"X-GitLab-Project-Id","project_path":"X-GitLab-Project-Path","namespace_path":"X-GitLab-Namespace-Path","pipeline_id":"X-GitLab-Pipeline-Id","job_id":"X-GitLab-Job-Id","ref":"X-GitLab-Ref","ref_protected":"X-GitLab-Ref-Protected","sha":"X-GitLab-Sha","environment":"X-GitLab-Environment","user_login":"X-GitLab-User-Login","runner_id":"X-GitLab-Runner-Id"}
+        {"iss":"X-GitLab-Issuer","project_id":"X-GitLab-Project-Id","project_path":"X-GitLab-Project-Path","namespace_path":"X-GitLab-Namespace-Path","pipeline_id":"X-GitLab-Pipeline-Id","job_id":"X-GitLab-Job-Id","ref":"X-GitLab-Ref","ref_protected":"X-GitLab-Ref-Protected","sha":"X-GitLab-Sha","environment":"X-GitLab-Environment","user_login":"X-GitLab-User-Login","runner_id":"X-GitLab-Runner-Id"}
         """;
 
     public const string DefaultRequiredClaimsJson = """["project_id","namespace_id","pipeline_id","job_id","runner_id","ref","ref_type"]""";
@@ -47,10 +47,17 @@ public static class GitLabCiAuthSchema
     public static IReadOnlyList<SchemaField> Fields { get; } =
     [
         // token validation
-        Schema.String("issuer", required: true, lenMin: 1, description: "exact `iss` of the tokens, e.g. https://gitlab.example.com (no trailing slash)"),
-        Schema.Array("audiences", Schema.StringType(lenMin: 1), required: true, lenMin: 1, description: "the token's `aud` (string or array) must contain one of these"),
-        Schema.String("jwks_uri", description: "key set URL; default: `jwks_uri` of {issuer}/.well-known/openid-configuration"),
-        Schema.String("static_jwks", description: "inline JWKS JSON for air-gapped setups; nothing is fetched"),
+        Schema.String("issuer", lenMin: 1, description: "exact `iss` of the tokens, e.g. https://gitlab.example.com (no trailing slash); set `issuer`, `issuers` or both"),
+        Schema.Array("issuers", Schema.RecordType(
+        [
+            Schema.String("issuer", required: true, lenMin: 1),
+            Schema.String("jwks_uri"),
+            Schema.String("static_jwks"),
+            Schema.Array("audiences", Schema.StringType(lenMin: 1)),
+        ]), description: "more accepted issuers `{issuer, jwks_uri, static_jwks, audiences}`, each with its own key source; a record's `audiences` replace the route's for its tokens"),
+        Schema.Array("audiences", Schema.StringType(lenMin: 1), description: "the token's `aud` (string or array) must contain one of these (required unless every `issuers` record has its own)"),
+        Schema.String("jwks_uri", description: "key set URL of `issuer`; default: `jwks_uri` of {issuer}/.well-known/openid-configuration"),
+        Schema.String("static_jwks", description: "inline JWKS JSON of `issuer` for air-gapped setups; nothing is fetched"),
         Algorithms,
         ClockSkewSeconds,
         MaxTokenAgeSeconds,
@@ -104,6 +111,7 @@ public static class GitLabCiAuthSchema
     /// </summary>
     public static IReadOnlyList<EntityCheck> EntityChecks { get; } =
     [
+        EntityCheck.AtLeastOneOf("config.issuer", "config.issuers"),
         EntityCheck.MutuallyExclusive("config.jwks_uri", "config.static_jwks"),
         EntityCheck.Conditional("config.consumer_by", FieldMatch.Eq("id"), "config.consumer_claim", FieldMatch.IsRequired,
             thenErr: "consumer_claim names the claim to look up when %s is id"),

@@ -38,11 +38,10 @@ public sealed class GitLabTokenValidator : IDisposable
     private static readonly TokenResult s_badHeader = TokenResult.Failure(TokenError.TokenMalformed,
         "the credentials are not a bearer JWT (expected 'Bearer <header>.<payload>.<signature>')");
 
-    private readonly KeySourceLease _lease;
+    private readonly KeySourceLease[] _leases;   // one per accepted issuer, in _issuers' order
+    private readonly AcceptedIssuer[] _issuers;
     private readonly TimeProvider _time;
     private readonly VerifiedTokenCache _cache;
-    private readonly string _issuer;
-    private readonly string[] _audiences;
     private readonly bool[] _allowedAlgs = new bool[JwsAlgorithms.Count];
     private readonly string[] _requiredClaims;
     private readonly long _skewMs;
@@ -60,8 +59,7 @@ public sealed class GitLabTokenValidator : IDisposable
         keyStore ??= JwksKeyStore.Shared;
         _time = timeProvider ?? keyStore.TimeProvider;
 
-        _issuer = options.Issuer;
-        _audiences = options.Audiences.ToArray();
+        var issuers = options.EffectiveIssuers;
         foreach (var a in options.Algorithms)
             if (JwsAlgorithms.TryParse(a, out var alg)) _allowedAlgs[(int)alg] = true;
         _requiredClaims = options.RequiredClaims.Distinct(StringComparer.Ordinal).ToArray();
@@ -70,17 +68,33 @@ public sealed class GitLabTokenValidator : IDisposable
         _maxTokenBytes = options.MaxTokenBytes;
         _allowBareToken = !string.Equals(options.TokenHeader, "authorization", StringComparison.OrdinalIgnoreCase);
         _cache = new VerifiedTokenCache(options.VerifiedTokenCacheSize);
-        KeySourceSettings = KeySourceSettings.FromOptions(options);
-        _lease = keyStore.Acquire(KeySourceSettings);
+        _issuers = new AcceptedIssuer[issuers.Count];
+        _leases = new KeySourceLease[issuers.Count];
+        try
+        {
+            for (int i = 0; i < issuers.Count; i++)
+            {
+                _leases[i] = keyStore.Acquire(KeySourceSettings.FromOptions(options, issuers[i]));
+                _issuers[i] = new AcceptedIssuer(issuers[i].Issuer, [.. issuers[i].Audiences!], i);
+            }
+        }
+        catch
+        {
+            foreach (var l in _leases) l?.Dispose();
+            throw;
+        }
     }
 
-    public KeySourceSettings KeySourceSettings { get; }
+    private sealed record AcceptedIssuer(string Issuer, string[] Audiences, int Source);
 
-    /// <summary>This instance's handle on its shared key source (status, forced refresh).</summary>
-    public KeySourceLease Keys => _lease;
+    /// <summary>The first accepted issuer's key source (the top-level <c>issuer</c> when set): status, forced refresh.</summary>
+    public KeySourceLease Keys => _leases[0];
 
-    /// <summary>Completes when the key source's first fetch has finished (successfully or not).</summary>
-    public Task InitialKeyFetch => _lease.InitialFetch;
+    /// <summary>Every accepted issuer's key source, in the config's order (<c>issuer</c>, then <c>issuers</c>).</summary>
+    public IReadOnlyList<KeySourceLease> IssuerKeys => _leases;
+
+    /// <summary>Completes when every key source's first fetch has finished (successfully or not).</summary>
+    public Task InitialKeyFetch => _leases.Length == 1 ? _leases[0].InitialFetch : Task.WhenAll(_leases.Select(l => l.InitialFetch));
 
     public VerifiedTokenCache Cache => _cache;
 
@@ -111,7 +125,8 @@ public sealed class GitLabTokenValidator : IDisposable
         }
         var token = headerValue[range];
         var hash = TokenHash.Compute(token);
-        if (_cache.TryGet(hash, now, _lease.GetUsableKeys(), out var hit)) return new(hit);
+        if (_leases.Length == 1 ? _cache.TryGet(hash, now, _leases[0].GetUsableKeys(), out var hit) : _cache.TryGet(hash, now, _leases, out hit))
+            return new(hit);
         return ValidateGuardedAsync(token.ToArray(), hash, now, cancellationToken);
     }
 
@@ -167,12 +182,15 @@ public sealed class GitLabTokenValidator : IDisposable
         if (string.IsNullOrEmpty(kidValue) || kidValue.Length > JwksParser.MaxKidLength)
             return Fail(TokenError.UnknownKey, "the token does not name a known signing key (no kid)");
 
-        // --- cheap claim checks, before any key work ---
-        if (!p.TryGetProperty("iss", out var issEl) || issEl.ValueKind != JsonValueKind.String
-            || !string.Equals(issEl.GetString(), _issuer, StringComparison.Ordinal))
-            return Fail(TokenError.IssuerMismatch, "the token was not issued by the expected issuer");
+        // --- cheap claim checks, before any key work: the issuer picks the key source (exact match) ---
+        AcceptedIssuer? issuer = null;
+        if (p.TryGetProperty("iss", out var issEl) && issEl.ValueKind == JsonValueKind.String)
+            foreach (var candidate in _issuers)
+                if (issEl.ValueEquals(candidate.Issuer)) { issuer = candidate; break; }
+        if (issuer is null)
+            return Fail(TokenError.IssuerMismatch, "the token was not issued by an accepted issuer");
 
-        var matchedAudience = MatchAudience(p);
+        var matchedAudience = MatchAudience(p, issuer.Audiences);
         if (matchedAudience is null)
             return Fail(TokenError.AudienceMismatch, "the token's audience is not accepted here");
 
@@ -197,7 +215,7 @@ public sealed class GitLabTokenValidator : IDisposable
         }
 
         // --- key ---
-        var resolution = await _lease.ResolveAsync(kidValue, cancellationToken).ConfigureAwait(false);
+        var resolution = await _leases[issuer.Source].ResolveAsync(kidValue, cancellationToken).ConfigureAwait(false);
         switch (resolution.Status)
         {
             case KeyResolutionStatus.KeysUnavailable:
@@ -234,17 +252,17 @@ public sealed class GitLabTokenValidator : IDisposable
         var result = TokenResult.Success(claims, DateTimeOffset.FromUnixTimeMilliseconds(expMs),
             iatRead == DateRead.Ok ? DateTimeOffset.FromUnixTimeMilliseconds(iatMs) : null,
             jti,
-            kidValue, _issuer, matchedAudience, tokenHash);
+            kidValue, issuer.Issuer, matchedAudience, tokenHash);
 
         var deadlineMs = expMs + _skewMs;
         if (_maxAgeMs > 0) deadlineMs = Math.Min(deadlineMs, iatMs + _maxAgeMs + _skewMs);
         // exp may be as late as 9999-12-31T23:59:59Z, and the skew pushes the deadline past DateTimeOffset's range
         deadlineMs = Math.Clamp(deadlineMs - 1, 0, s_maxUnixMs);
-        _cache.Add(hash, result, key, resolution.Set!.Generation, DateTimeOffset.FromUnixTimeMilliseconds(deadlineMs));
+        _cache.Add(hash, result, key, resolution.Set!.Generation, DateTimeOffset.FromUnixTimeMilliseconds(deadlineMs), issuer.Source);
         return result;
     }
 
-    private string? MatchAudience(JsonElement payload)
+    private static string? MatchAudience(JsonElement payload, string[] audiences)
     {
         if (!payload.TryGetProperty("aud", out var aud)) return null;
         if (aud.ValueKind == JsonValueKind.String) return Match(aud);
@@ -259,7 +277,7 @@ public sealed class GitLabTokenValidator : IDisposable
 
         string? Match(JsonElement s)
         {
-            foreach (var configured in _audiences)
+            foreach (var configured in audiences)
                 if (s.ValueEquals(configured)) return configured;
             return null;
         }
@@ -312,7 +330,7 @@ public sealed class GitLabTokenValidator : IDisposable
 
     public void Dispose()
     {
-        _lease.Dispose();
+        foreach (var l in _leases) l.Dispose();
         _cache.Clear();
     }
 }

@@ -15,11 +15,31 @@ public sealed class TokenValidationOptions
 
     public static readonly IReadOnlyList<string> DefaultAlgorithms = S.Algorithms.StringListDefault;
 
-    /// <summary>issuer: exact expected <c>iss</c> (no trailing slash).</summary>
+    /// <summary>issuer: exact expected <c>iss</c> (no trailing slash); may be empty when <see cref="Issuers"/> lists some.</summary>
     public string Issuer { get; set; } = "";
 
-    /// <summary>audiences: the token's <c>aud</c> (string or array) must contain one of these.</summary>
+    /// <summary>issuers: more accepted issuers, each with its own key source and optionally its own audiences.</summary>
+    public IReadOnlyList<IssuerOptions> Issuers { get; set; } = [];
+
+    /// <summary>audiences: the token's <c>aud</c> (string or array) must contain one of these (unless its issuer has its own).</summary>
     public IReadOnlyList<string> Audiences { get; set; } = [];
+
+    /// <summary>
+    /// Every accepted issuer: <see cref="Issuer"/> (with <see cref="JwksUri"/>/<see cref="StaticJwks"/>) first when set,
+    /// then <see cref="Issuers"/>; each with the audiences its tokens must carry.
+    /// </summary>
+    public IReadOnlyList<IssuerOptions> EffectiveIssuers
+    {
+        get
+        {
+            var all = new List<IssuerOptions>(Issuers.Count + 1);
+            if (!string.IsNullOrEmpty(Issuer))
+                all.Add(new IssuerOptions { Issuer = Issuer, JwksUri = JwksUri, StaticJwks = StaticJwks, Audiences = Audiences });
+            foreach (var i in Issuers)
+                all.Add(i.Audiences is { Count: > 0 } ? i : i with { Audiences = Audiences });
+            return all;
+        }
+    }
 
     /// <summary>jwks_uri: where to fetch keys; null = discover from <c>{issuer}/.well-known/openid-configuration</c>.</summary>
     public string? JwksUri { get; set; }
@@ -75,37 +95,35 @@ public sealed class TokenValidationOptions
 
     private string? Check()
     {
-        // issuer
-        if (string.IsNullOrWhiteSpace(Issuer)) return "issuer: is required";
-        if (Issuer.EndsWith('/')) return "issuer: must not end with '/'";
-        if (!Uri.TryCreate(Issuer, UriKind.Absolute, out var iss) || !IsHttpScheme(iss))
-            return "issuer: must be an absolute https:// URL";
-        if (iss.Scheme == Uri.UriSchemeHttp && !AllowInsecureHttp)
-            return "issuer: http:// is refused (set allow_insecure_http to allow it)";
-        if (!string.IsNullOrEmpty(iss.Query) || !string.IsNullOrEmpty(iss.Fragment) || !string.IsNullOrEmpty(iss.UserInfo))
-            return "issuer: must not have a query, fragment or user info";
-
-        // audiences
-        if (Audiences is null || Audiences.Count == 0) return "audiences: at least one audience is required";
-        foreach (var a in Audiences)
-            if (string.IsNullOrWhiteSpace(a)) return "audiences: an audience must not be empty";
-
-        // key source
-        if (StaticJwks is not null && JwksUri is not null)
-            return "static_jwks: set either static_jwks or jwks_uri, not both";
-        if (JwksUri is not null)
+        // issuers: the top-level issuer and every issuers[] record, each with its own key source
+        if (string.IsNullOrWhiteSpace(Issuer) && Issuers.Count == 0) return "issuer: is required (or list issuers)";
+        if (!string.IsNullOrEmpty(Issuer) && CheckIssuer("", Issuer, JwksUri, StaticJwks) is { } top) return top;
+        if (JwksUri is not null && string.IsNullOrEmpty(Issuer)) return "jwks_uri: is the key source of issuer, which is not set";
+        if (StaticJwks is not null && string.IsNullOrEmpty(Issuer)) return "static_jwks: is the key source of issuer, which is not set";
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        if (!string.IsNullOrEmpty(Issuer)) seen.Add(Issuer);
+        for (int i = 0; i < Issuers.Count; i++)
         {
-            if (!Uri.TryCreate(JwksUri, UriKind.Absolute, out var j) || !IsHttpScheme(j))
-                return "jwks_uri: must be an absolute https:// URL";
-            if (j.Scheme == Uri.UriSchemeHttp && !AllowInsecureHttp)
-                return "jwks_uri: http:// is refused (set allow_insecure_http to allow it)";
-            if (!string.IsNullOrEmpty(j.UserInfo)) return "jwks_uri: must not contain user info";
+            var record = Issuers[i];
+            string at = $"issuers[{i}].";
+            if (record is null) return $"issuers[{i}]: must not be null";
+            if (string.IsNullOrWhiteSpace(record.Issuer)) return at + "issuer: is required";
+            if (CheckIssuer(at, record.Issuer, record.JwksUri, record.StaticJwks) is { } bad) return bad;
+            if (!seen.Add(record.Issuer)) return at + $"issuer: '{record.Issuer}' is accepted twice (each issuer once, in issuer or issuers)";
+            if (record.Audiences is not null)
+                foreach (var a in record.Audiences)
+                    if (string.IsNullOrWhiteSpace(a)) return at + "audiences: an audience must not be empty";
         }
-        if (StaticJwks is not null)
+
+        // audiences: the route's, for every issuer without its own
+        foreach (var a in Audiences ?? [])
+            if (string.IsNullOrWhiteSpace(a)) return "audiences: an audience must not be empty";
+        if (Audiences is null || Audiences.Count == 0)
         {
-            if (string.IsNullOrWhiteSpace(StaticJwks)) return "static_jwks: must not be empty";
-            var parsed = JwksParser.Parse(System.Text.Encoding.UTF8.GetBytes(StaticJwks), previous: null, log: null);
-            if (parsed.Set is null) return "static_jwks: " + parsed.Error;
+            if (!string.IsNullOrEmpty(Issuer)) return "audiences: at least one audience is required";
+            for (int i = 0; i < Issuers.Count; i++)
+                if (Issuers[i].Audiences is not { Count: > 0 })
+                    return $"audiences: at least one audience is required (issuers[{i}] has none of its own)";
         }
 
         // algorithms
@@ -138,6 +156,36 @@ public sealed class TokenValidationOptions
         if (OutOfRange(S.JwksFetchTimeoutMs, JwksFetchTimeoutMs) is { } timeout) return timeout;
         if (JwksCaFile is not null && string.IsNullOrWhiteSpace(JwksCaFile)) return "jwks_ca_file: must not be empty";
         if (OutOfRange(S.VerifiedTokenCacheSize, VerifiedTokenCacheSize) is { } cache) return cache;
+        return null;
+    }
+
+    // one issuer's URL and key source; at is "" for the top-level fields, "issuers[i]." for a record
+    private string? CheckIssuer(string at, string issuer, string? jwksUri, string? staticJwks)
+    {
+        if (issuer.EndsWith('/')) return at + "issuer: must not end with '/'";
+        if (!Uri.TryCreate(issuer, UriKind.Absolute, out var iss) || !IsHttpScheme(iss))
+            return at + "issuer: must be an absolute https:// URL";
+        if (iss.Scheme == Uri.UriSchemeHttp && !AllowInsecureHttp)
+            return at + "issuer: http:// is refused (set allow_insecure_http to allow it)";
+        if (!string.IsNullOrEmpty(iss.Query) || !string.IsNullOrEmpty(iss.Fragment) || !string.IsNullOrEmpty(iss.UserInfo))
+            return at + "issuer: must not have a query, fragment or user info";
+
+        if (staticJwks is not null && jwksUri is not null)
+            return at + "static_jwks: set either static_jwks or jwks_uri, not both";
+        if (jwksUri is not null)
+        {
+            if (!Uri.TryCreate(jwksUri, UriKind.Absolute, out var j) || !IsHttpScheme(j))
+                return at + "jwks_uri: must be an absolute https:// URL";
+            if (j.Scheme == Uri.UriSchemeHttp && !AllowInsecureHttp)
+                return at + "jwks_uri: http:// is refused (set allow_insecure_http to allow it)";
+            if (!string.IsNullOrEmpty(j.UserInfo)) return at + "jwks_uri: must not contain user info";
+        }
+        if (staticJwks is not null)
+        {
+            if (string.IsNullOrWhiteSpace(staticJwks)) return at + "static_jwks: must not be empty";
+            var parsed = JwksParser.Parse(System.Text.Encoding.UTF8.GetBytes(staticJwks), previous: null, log: null);
+            if (parsed.Set is null) return at + "static_jwks: " + parsed.Error;
+        }
         return null;
     }
 

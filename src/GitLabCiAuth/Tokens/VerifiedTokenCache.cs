@@ -18,6 +18,7 @@ public sealed class VerifiedTokenCache
         public required SigningKey Key;
         public long Generation;
         public long DeadlineUtcTicks;
+        public int Source;        // which of the validator's key sources verified it
         public Entry? Prev, Next;
     }
 
@@ -64,7 +65,18 @@ public sealed class VerifiedTokenCache
     /// Returns the cached successful result when the token is cached and still good at <paramref name="now"/>
     /// under <paramref name="keys"/> (the current usable key set; null = none, never a hit). Dead entries are dropped.
     /// </summary>
-    public bool TryGet(in TokenHash hash, DateTimeOffset now, KeySet? keys, out TokenResult result)
+    public bool TryGet(in TokenHash hash, DateTimeOffset now, KeySet? keys, out TokenResult result) =>
+        TryGet(hash, now, keys, null, out result);
+
+    /// <summary>
+    /// As <see cref="TryGet(in TokenHash, DateTimeOffset, KeySet?, out TokenResult)"/>, with each entry checked against the
+    /// usable keys of the source that verified it (<paramref name="sources"/>[source given to <see cref="Add"/>]): a
+    /// token of one issuer is never honoured under another issuer's keys.
+    /// </summary>
+    public bool TryGet(in TokenHash hash, DateTimeOffset now, KeySourceLease[] sources, out TokenResult result) =>
+        TryGet(hash, now, null, sources, out result);
+
+    private bool TryGet(in TokenHash hash, DateTimeOffset now, KeySet? single, KeySourceLease[]? sources, out TokenResult result)
     {
         result = null!;
         if (_shardCapacity == 0) return false;
@@ -76,6 +88,7 @@ public sealed class VerifiedTokenCache
                 shard.Misses++;
                 return false;
             }
+            var keys = sources is null ? single : sources[e.Source].GetUsableKeys();
             if (keys is null)
             {
                 shard.Misses++; // keys unusable right now: let the slow path report it; keep the entry
@@ -97,7 +110,7 @@ public sealed class VerifiedTokenCache
     }
 
     /// <summary>Caches a successful result verified with <paramref name="key"/> from the set of <paramref name="generation"/>.</summary>
-    public void Add(in TokenHash hash, TokenResult result, SigningKey key, long generation, DateTimeOffset deadline)
+    public void Add(in TokenHash hash, TokenResult result, SigningKey key, long generation, DateTimeOffset deadline, int source = 0)
     {
         if (_shardCapacity == 0 || !result.IsValid) return;
         var shard = _shards[hash.ShardBits & _shardMask];
@@ -109,6 +122,7 @@ public sealed class VerifiedTokenCache
                 existing.Key = key;
                 existing.Generation = generation;
                 existing.DeadlineUtcTicks = deadline.UtcTicks;
+                existing.Source = source;
                 MoveToFrontLocked(shard, existing);
                 return;
             }
@@ -117,7 +131,7 @@ public sealed class VerifiedTokenCache
                 RemoveLocked(shard, shard.Tail);
                 shard.Evictions++;
             }
-            var e = new Entry { Hash = hash, Result = result, Key = key, Generation = generation, DeadlineUtcTicks = deadline.UtcTicks };
+            var e = new Entry { Hash = hash, Result = result, Key = key, Generation = generation, DeadlineUtcTicks = deadline.UtcTicks, Source = source };
             shard.Map.Add(hash, e);
             e.Next = shard.Head;
             if (shard.Head is not null) shard.Head.Prev = e;

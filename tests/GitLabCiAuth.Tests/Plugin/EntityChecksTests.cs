@@ -31,6 +31,7 @@ public sealed class EntityChecksTests
     /// <summary>A bad combination, the field the server names, and the entity check (kind and its fields) Kong refuses it with.</summary>
     public static TheoryData<string, string, string, string> BadCombinations() => new()
     {
+        { "neither issuer nor issuers", "issuer", "at_least_one_of", "config.issuer,config.issuers" },
         { "jwks_uri and static_jwks", "static_jwks", "mutually_exclusive", "config.jwks_uri,config.static_jwks" },
         { "consumer_by id without consumer_claim", "consumer_claim", "conditional", "config.consumer_by,config.consumer_claim" },
         { "http issuer without allow_insecure_http", "issuer", "conditional", "config.allow_insecure_http,config.issuer" },
@@ -42,6 +43,10 @@ public sealed class EntityChecksTests
         var c = Good();
         switch (name)
         {
+            case "neither issuer nor issuers":
+                c.Remove("issuer");
+                c.Remove("static_jwks");
+                break;
             case "jwks_uri and static_jwks":
                 c["jwks_uri"] = "https://gitlab.example.com/oauth/discovery/keys";
                 break;

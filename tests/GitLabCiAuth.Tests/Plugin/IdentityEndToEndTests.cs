@@ -38,6 +38,7 @@ public sealed class IdentityEndToEndTests
             ["host"] = "api.internal.example",
             ["user-agent"] = "curl/8.5.0",
             ["X-Credential-Identifier"] = "gitlab-project-16234",
+            ["X-GitLab-Issuer"] = h.GitLab.Issuer,
         };
         Assert.Equal(expected.Keys.Order(StringComparer.OrdinalIgnoreCase), r.UpstreamHeaders.Names.Order(StringComparer.OrdinalIgnoreCase),
             StringComparer.OrdinalIgnoreCase);

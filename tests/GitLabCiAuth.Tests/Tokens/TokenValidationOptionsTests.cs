@@ -99,4 +99,40 @@ public sealed class TokenValidationOptionsTests
         var e = Assert.Throws<TokenOptionsException>(() => new GitLabTokenValidator(o, new GitLabCiAuth.Keys.JwksKeyStore()));
         Assert.Equal("audiences: at least one audience is required", e.Message);
     }
+
+    [Fact]
+    public void Several_issuers_are_checked_record_by_record()
+    {
+        var o = Valid();
+        o.Issuers = [new IssuerOptions { Issuer = "https://gitlab.com", Audiences = ["https://api.saas.example"] }];
+        o.Validate();
+        Assert.Equal(["https://gitlab.example.com", "https://gitlab.com"], o.EffectiveIssuers.Select(i => i.Issuer));
+        Assert.Equal(["https://api.example.com"], o.EffectiveIssuers[0].Audiences!);
+        Assert.Equal(["https://api.saas.example"], o.EffectiveIssuers[1].Audiences!);
+
+        string Error(Action<TokenValidationOptions> edit)
+        {
+            var x = Valid();
+            edit(x);
+            return Assert.Throws<TokenOptionsException>(x.Validate).Message;
+        }
+        Assert.StartsWith("issuers[0].issuer: 'https://gitlab.example.com' is accepted twice",
+            Error(x => x.Issuers = [new IssuerOptions { Issuer = "https://gitlab.example.com" }]));
+        Assert.StartsWith("issuers[0].issuer: http:// is refused", Error(x => x.Issuers = [new IssuerOptions { Issuer = "http://gitlab.com" }]));
+        Assert.StartsWith("issuers[0].static_jwks: set either", Error(x => x.Issuers =
+            [new IssuerOptions { Issuer = "https://gitlab.com", JwksUri = "https://gitlab.com/k", StaticJwks = "{}" }]));
+        Assert.StartsWith("audiences: at least one audience is required (issuers[1] has none of its own)", Error(x =>
+        {
+            x.Issuer = "";
+            x.Audiences = [];
+            x.Issuers = [new IssuerOptions { Issuer = "https://a.example", Audiences = ["x"] }, new IssuerOptions { Issuer = "https://b.example" }];
+        }));
+        Assert.StartsWith("jwks_uri: is the key source of issuer, which is not set", Error(x =>
+        {
+            x.Issuer = "";
+            x.JwksUri = "https://gitlab.com/k";
+            x.Issuers = [new IssuerOptions { Issuer = "https://gitlab.com" }];
+        }));
+        Assert.StartsWith("issuer: is required (or list issuers)", Error(x => x.Issuer = ""));
+    }
 }

@@ -202,7 +202,7 @@ public sealed class VerifiedTokenCacheTests : IDisposable
         Assert.True(cache.TryGet(hash, now, set1, out var hit));
         Assert.Same(result, hit);
         Assert.True(cache.TryGet(hash, now, set2, out _));          // key carried over into the new set
-        Assert.False(cache.TryGet(hash, now, null, out _));         // no usable keys: no hit (entry kept)
+        Assert.False(cache.TryGet(hash, now, (GitLabCiAuth.Keys.KeySet?)null, out _));         // no usable keys: no hit (entry kept)
         Assert.Equal(1, cache.Count);
         Assert.False(cache.TryGet(hash, now.AddHours(2), set2, out _)); // past the deadline: dropped
         Assert.Equal(0, cache.Count);
