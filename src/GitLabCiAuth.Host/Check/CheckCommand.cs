@@ -90,7 +90,8 @@ public static class CheckCommand
 
         using var validator = new GitLabTokenValidator(compiled.TokenOptions, new JwksKeyStore());
         var result = await validator.ValidateAsync("Bearer " + token);
-        o.WriteLine($"route policy: {config.Rules.Count} rule(s), mode {config.Mode}, issuer {config.Issuer}, audiences {string.Join(", ", config.Audiences)}");
+        o.WriteLine($"route policy: {config.Rules.Count} rule(s), mode {config.Mode}, " + string.Join("; ", compiled.TokenOptions.EffectiveIssuers.Select(i =>
+            $"issuer {i.Issuer} (audiences {string.Join(", ", i.Audiences ?? [])})")));
         foreach (var w in compiled.Warnings) o.WriteLine("warning:  " + w);
         if (path is not null)
         {

@@ -20,7 +20,9 @@ public static class DemoCommand
     {
         var protocol = protocolName == "MsgPack:1" ? KongProtocol.MsgPack : KongProtocol.ProtoBuf;
         await using var gitlab = FakeGitLab.Start();
+        await using var selfManaged = FakeGitLab.Start(); // a second GitLab, for the two-issuer route
         var minter = new TokenMinter(gitlab, Audience);
+        var minterB = new TokenMinter(selfManaged, Audience);
         var keys = new JwksKeyStore();
         await using var host = PluginTestHost.Start(new GitLabCiAuthPlugin(keys), protocol);
 
@@ -36,7 +38,18 @@ public static class DemoCommand
         var dryRunRoute = host.Kong.AddPlugin(policy.Replace("\"allow_insecure_http\": true,", "\"allow_insecure_http\": true, \"mode\": \"dry_run\","),
             routeId: "7a1c0f8e-0000-4000-8000-000000000002");
 
-        o.WriteLine("gitlab-ci-auth demo: a fake GitLab at " + gitlab.Issuer + ", the plugin server on " + host.SocketPath);
+        // one route, two GitLabs: the acme rule is pinned to the first, the tools rule to the second; the credential
+        // names the issuer ({iss}: both fakes share the host 127.0.0.1, so {iss_host} could not tell them apart)
+        var twoIssuers = host.Kong.AddPlugin($$$"""
+            {"issuer": "{{{gitlab.Issuer}}}", "issuers": [{"issuer": "{{{selfManaged.Issuer}}}"}], "audiences": ["{{{Audience}}}"],
+             "allow_insecure_http": true, "credential_template": "gitlab-{iss}-project-{project_id}",
+             "rules": [
+               {"name": "acme-on-gitlab-a", "claims": {"iss": ["{{{gitlab.Issuer}}}"], "namespace_path": ["acme/**"]}},
+               {"name": "tools-on-gitlab-b", "claims": {"iss": ["{{{selfManaged.Issuer}}}"], "namespace_path": ["tools/**"]}}
+             ]}
+            """, routeId: "7a1c0f8e-0000-4000-8000-000000000003");
+
+        o.WriteLine("gitlab-ci-auth demo: a fake GitLab at " + gitlab.Issuer + " (and a second one at " + selfManaged.Issuer + "), the plugin server on " + host.SocketPath);
         o.WriteLine("and Kong played by the simulator (" + (protocol == KongProtocol.ProtoBuf ? "ProtoBuf:1" : "MsgPack:1") + "). Route policy: deploy jobs of acme/platform");
         o.WriteLine("from protected main to production; anything outside acme/ is denied.");
         o.WriteLine();
@@ -66,6 +79,10 @@ public static class DemoCommand
         var rotated = await Call("GitLab rotated its key: new kid", deployRoute, minter.Mint());
         int refetches = gitlab.KeysRequests - fetchesBefore;
         var dry = await Call("feature branch on a dry_run route", dryRunRoute, minter.Mint(b => b.Set("ref", "feature/login").Set("ref_protected", "false")));
+        var fromA = await Call("two-issuer route: acme job from the first GitLab", twoIssuers, minter.Mint());
+        var fromB = await Call("two-issuer route: tools job from the second GitLab", twoIssuers,
+            minterB.Mint(b => b.Set("namespace_path", "tools/ci").Set("project_path", "tools/ci/images")));
+        var acmeFromB = await Call("two-issuer route: an 'acme' job from the second GitLab", twoIssuers, minterB.Mint());
 
         WriteTable(o, ["#", "CI call", "status", "what Kong does"], rows);
         o.WriteLine();
@@ -85,10 +102,15 @@ public static class DemoCommand
         o.WriteLine($"6. after the rotation the plugin refetched the key set {refetches} time(s) and accepted the new kid ({rotated.Status}).");
         o.WriteLine($"7. dry_run: forwarded ({dry.Status}); the log record says what enforce would have done:");
         o.WriteLine("     " + Render(dry.SerializeValues.GetValueOrDefault("gitlab_ci")));
+        o.WriteLine("8-10. two issuers on one route: project 16234 of one GitLab is not project 16234 of the other:");
+        foreach (var r in new[] { fromA, fromB })
+            o.WriteLine($"     X-GitLab-Issuer: {r.UpstreamHeaders["X-GitLab-Issuer"]}   credential: {r.Credential?.Id}");
+        o.WriteLine($"     the 'acme' job from the second GitLab: {acmeFromB.Status} ({Outcome(acmeFromB)}): the acme rule is pinned to the first");
         o.WriteLine();
         o.WriteLine($"The allowed call cost {allowed.PdkCalls.Count} PDK calls in {allowedWrites} socket round trips with Kong.");
 
-        bool ok = allowed.Status == 200 && denied.Status == 403 && rotated.Status == 200 && dry.Status == 200 && refetches >= 1;
+        bool ok = allowed.Status == 200 && denied.Status == 403 && rotated.Status == 200 && dry.Status == 200 && refetches >= 1
+                  && fromA.Status == 200 && fromB.Status == 200 && acmeFromB.Status == 403 && fromA.Credential?.Id != fromB.Credential?.Id;
         if (!ok) o.WriteLine("UNEXPECTED: the story did not go as it should; see the table above.");
         return ok ? 0 : 1;
     }
