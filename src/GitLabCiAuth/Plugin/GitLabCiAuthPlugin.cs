@@ -1,3 +1,4 @@
+using GitLabCiAuth.Claims;
 using System.Text.Json.Serialization.Metadata;
 using GitLabCiAuth.Identity;
 using GitLabCiAuth.Keys;
@@ -119,6 +120,14 @@ public sealed class GitLabCiAuthPlugin(JwksKeyStore? keyStore = null, TimeProvid
         if (config.ConsumerBy == "id" && config.ConsumerClaim is null)
             throw new ConfigException("consumer_by", "needs consumer_claim");
 
+        // a cached token keeps only what this config reads: rules, headers, the log record, templates, consumer_claim
+        token.RetainedClaims = new RetainedClaims(
+            config.Rules.SelectMany(r => r.Claims.Keys).Where(c => c.Length > 0 && c[0] != VirtualClaims.Prefix)
+                .Concat(config.UpstreamHeaders.Keys)
+                .Concat(AuditRecord.IdentityClaims).Append("iss").Concat(config.LogUserEmail ? ["user_email"] : [])
+                .Concat(groups.Append(credential).OfType<ClaimTemplate>().SelectMany(t => t.Claims)
+                    .Select(c => c == ClaimTemplate.IssuerHost ? "iss" : c))
+                .Concat(config.ConsumerClaim is { } cc ? [cc] : []));
         var identity = new IdentityHeaders(config.UpstreamHeaders);
         var protectedNames = new ProtectedHeaders(identity.Names.Concat(KongConsumerHeaders.All));
         var warnings = PolicyWarnings.Find(config.Rules, token.RequiredClaims).ToList();

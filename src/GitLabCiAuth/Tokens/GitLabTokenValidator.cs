@@ -47,6 +47,7 @@ public sealed class GitLabTokenValidator : IDisposable
     private readonly long _skewMs;
     private readonly long _maxAgeMs;
     private readonly int _maxTokenBytes;
+    private readonly RetainedClaims? _retained;
     private readonly bool _allowBareToken;
 
     /// <param name="options">Validated here; throws <see cref="TokenOptionsException"/> naming the bad field.</param>
@@ -66,6 +67,8 @@ public sealed class GitLabTokenValidator : IDisposable
         _skewMs = options.ClockSkewSeconds * 1000L;
         _maxAgeMs = options.MaxTokenAgeSeconds * 1000L;
         _maxTokenBytes = options.MaxTokenBytes;
+        // required claims are checked on the kept set: keep them too
+        _retained = options.RetainedClaims is { } r ? new RetainedClaims(r.Names.Concat(_requiredClaims)) : null;
         _allowBareToken = !string.Equals(options.TokenHeader, "authorization", StringComparison.OrdinalIgnoreCase);
         _cache = new VerifiedTokenCache(options.VerifiedTokenCacheSize);
         _issuers = new AcceptedIssuer[issuers.Count];
@@ -242,7 +245,7 @@ public sealed class GitLabTokenValidator : IDisposable
         }
 
         // --- verified: claims ---
-        var claims = ClaimSet.FromJson(p);
+        var claims = _retained is null ? ClaimSet.FromJson(p) : ClaimSet.FromJson(p, _retained);
         foreach (var name in _requiredClaims)
         {
             if (!claims.TryGet(name, out var v) || (v.IsArray ? v.Items.Length == 0 : string.IsNullOrEmpty(v.Single)))

@@ -1,3 +1,4 @@
+using GitLabCiAuth.Claims;
 using GitLabCiAuth.Keys;
 using Kong.PluginServer.Plugins;
 using S = GitLabCiAuth.Plugin.GitLabCiAuthSchema;
@@ -76,6 +77,9 @@ public sealed class TokenValidationOptions
 
     /// <summary>allow_insecure_http: allow http:// issuer / jwks_uri (tests, labs). Off by default.</summary>
     public bool AllowInsecureHttp { get; set; } = S.AllowInsecureHttp.BooleanDefault;
+
+    /// <summary>The claims kept with a verified (and cached) token: those the route's config reads; null keeps all.</summary>
+    public RetainedClaims? RetainedClaims { get; set; }
 
     /// <summary>verified_token_cache_size: LRU capacity of the verified-token cache; 0 disables it.</summary>
     public int VerifiedTokenCacheSize { get; set; } = S.VerifiedTokenCacheSize.IntegerDefault;

@@ -1,0 +1,47 @@
+using System.Text.Json;
+using GitLabCiAuth.Claims;
+
+namespace GitLabCiAuth.Tests.Claims;
+
+public sealed class ClaimSetTests
+{
+    private static JsonElement Payload(string json) => JsonDocument.Parse(json).RootElement;
+
+    [Fact]
+    public void Retained_sets_keep_only_the_named_claims_and_share_the_name_array()
+    {
+        var retained = new RetainedClaims(["project_path", "ref", "groups"]);
+        var a = ClaimSet.FromJson(Payload("""{"project_path":"acme/api","ref":"main","user_email":"a@b.c","groups":["x","y"],"n":null}"""), retained);
+        var b = ClaimSet.FromJson(Payload("""{"project_path":"acme/api","ref":"feature"}"""), retained);
+
+        Assert.Equal(3, a.Count);
+        Assert.Null(a.GetString("user_email"));
+        Assert.True(a.TryGet("groups", out var groups) && groups.IsArray);
+        Assert.Equal(2, b.Count);
+        Assert.False(b.TryGet("groups", out _));
+        // values that repeat across jobs are one string in memory
+        Assert.Same(a.GetString("project_path"), b.GetString("project_path"));
+    }
+
+    [Fact]
+    public void Values_unique_to_a_job_are_not_interned()
+    {
+        var retained = new RetainedClaims(["job_id"]);
+        var a = ClaimSet.FromJson(Payload("""{"job_id":"31415926"}"""), retained);
+        var b = ClaimSet.FromJson(Payload("""{"job_id":"31415926"}"""), retained);
+        Assert.Equal(a.GetString("job_id"), b.GetString("job_id"));
+        Assert.NotSame(a.GetString("job_id"), b.GetString("job_id"));
+    }
+
+    [Fact]
+    public void Unfiltered_sets_keep_everything_and_a_null_is_absent()
+    {
+        var all = ClaimSet.FromJson(Payload("""{"a":"1","b":true,"c":2.5,"d":null,"e":[1,{"k":1}]}"""));
+        Assert.Equal(4, all.Count);
+        Assert.Equal("true", all.GetString("b"));
+        Assert.Equal("2.5", all.GetString("c"));
+        Assert.False(all.TryGet("d", out _));
+        Assert.True(all.TryGet("e", out var e));
+        Assert.Equal(["1", """{"k":1}"""], e.Items.ToArray());
+    }
+}
