@@ -1,23 +1,45 @@
 # syntax=docker/dockerfile:1
 #
-# Kong Gateway 3.9 with the gitlab-ci-auth external plugin server baked in.
+# Kong Gateway 3.9 with the gitlab-ci-auth external plugin server baked in, for linux/amd64 and linux/arm64.
 #
-#   docker build -t gitlab-ci-auth-kong .
+#   docker build -t gitlab-ci-auth-kong .                       # the architecture of the machine building it
+#   docker buildx build --platform linux/amd64,linux/arm64 -t registry.example.com/gitlab-ci-auth-kong:0.1.0 --push .
 #   docker compose -f kong/docker-compose.yml up --build        # DB-less Kong + an echo upstream
 #
 # Stage 1 compiles the NativeAOT binary (one self-contained executable, no .NET runtime needed at run time).
 # Stage 2 drops that binary into the official Kong image and points Kong at it with the pluginserver keys.
-# tests/Deployment.Tests reads this file: the ENV commands are run against the real binary.
+# tests/Deployment.Tests reads this file: the ENV commands are run against the real binary, and the RUN that
+# publishes is run with each TARGETARCH to check the runtime identifier it picks.
+#
+# One native build per architecture. NativeAOT compiles to machine code and links it with the C toolchain and
+# system libraries of the architecture it targets, so an arm64 binary cannot come out of an amd64 build stage
+# without a cross toolchain (a clang that targets aarch64 plus an arm64 sysroot with glibc, zlib and OpenSSL
+# headers). The build stage therefore runs on the target platform: no `--platform=$BUILDPLATFORM` on its FROM.
+# With `buildx --platform linux/amd64,linux/arm64`, give each platform a native builder node
+# (`docker buildx create --append --platform linux/arm64 ssh://arm64-host`), or let QEMU emulate the other one
+# (it works, several times slower). Cross-compiling instead means a `FROM --platform=$BUILDPLATFORM` stage with
+# that toolchain and `-r linux-arm64`, which this file does not do.
 
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+# Set by BuildKit to the platform being built (amd64, arm64); the classic builder leaves it empty.
+ARG TARGETARCH
 # NativeAOT links with the platform toolchain: clang (linker driver) and zlib's headers.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends clang zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN dotnet publish src/GitLabCiAuth.Host -c Release -r linux-x64 -o /out
+# Docker's architecture name -> .NET's runtime identifier; without TARGETARCH, the build machine's own.
+RUN set -eu; \
+    arch="${TARGETARCH:-$(dpkg --print-architecture)}"; \
+    case "$arch" in \
+      amd64) rid=linux-x64 ;; \
+      arm64) rid=linux-arm64 ;; \
+      *) echo "gitlab-ci-auth builds for linux/amd64 and linux/arm64, not $arch" >&2; exit 1 ;; \
+    esac; \
+    dotnet publish src/GitLabCiAuth.Host -c Release -r "$rid" -o /out
 
+# The official image is published for amd64 and arm64: the same tag serves both builds.
 FROM kong:3.9
 
 # The binary loads OpenSSL (RSA/EC verification, HTTPS to GitLab) and reads the system CA store. Kong ships

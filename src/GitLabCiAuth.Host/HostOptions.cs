@@ -20,7 +20,7 @@ public sealed class HostOptions
     public string? Socket { get; private set; }
     public string Protocol { get; private set; } = PluginDump.ProtoBuf;
     public string Plugin { get; private set; } = "gitlab-ci-auth";
-    public UnixFileMode SocketMode { get; private set; } = (UnixFileMode)Convert.ToInt32("666", 8);
+    public UnixFileMode SocketMode { get; private set; } = (UnixFileMode)Convert.ToInt32("600", 8);
     public LogLevel LogLevel { get; private set; } = LogLevel.Warn;
     public int MaxFrameBytes { get; private set; } = 16 * 1024 * 1024;
     public TimeSpan InstanceIdleTimeout { get; private set; } = TimeSpan.FromHours(1);
@@ -42,7 +42,8 @@ public sealed class HostOptions
           -kong-prefix DIR              socket at DIR/gitlab-ci-auth.socket (default /usr/local/kong)
           --socket PATH                 explicit socket path (overrides -kong-prefix)
           --protocol P                  ProtoBuf:1 (default) or MsgPack:1
-          --socket-mode OCTAL           socket file mode (default 666: Kong's nginx workers may run as nobody)
+          --socket-mode OCTAL           socket file mode (default 600: Kong starts the server as its workers' user;
+                                        660 with a shared group for a server started outside Kong as another user)
           --log-level L                 debug, info, warn (default), error, off; logs go to stderr
           --max-frame-bytes N           largest frame/message accepted (default 16777216)
           --instance-idle-timeout S     drop instances unused for S seconds (default 3600)
@@ -93,7 +94,7 @@ public sealed class HostOptions
                     }
                     catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
                     {
-                        throw new UsageException($"--socket-mode must be an octal mode such as 666 or 660, not '{v}'");
+                        throw new UsageException($"--socket-mode must be an octal mode such as 600 or 660, not '{v}'");
                     }
                     break;
                 }

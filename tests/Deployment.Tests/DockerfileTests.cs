@@ -12,14 +12,21 @@ namespace Deployment.Tests;
 /// <summary>The Dockerfile (Docker cannot run here): its stages, and its Kong settings run against the real binary.</summary>
 public sealed class DockerfileTests
 {
-    private const string PublishCommand = "dotnet publish src/GitLabCiAuth.Host -c Release -r linux-x64 -o ";
+    private const string PublishCommand = "dotnet publish src/GitLabCiAuth.Host -c Release -r \"$rid\" -o ";
 
-    private static string PublishOutput()
+    /// <summary>The build stage's RUN that publishes the host (one shell line: continuations joined).</summary>
+    private static string PublishRun()
     {
         var build = Dockerfile.Stages[0];
         var run = Dockerfile.In(build, "RUN").Select(i => i.Arguments).SingleOrDefault(a => a.Contains(PublishCommand, StringComparison.Ordinal));
         Assert.True(run is not null, $"the build stage does not run `{PublishCommand}<dir>`");
-        return ShellWords.Split(run![(run.IndexOf(PublishCommand, StringComparison.Ordinal) + PublishCommand.Length)..])[0];
+        return run!;
+    }
+
+    private static string PublishOutput()
+    {
+        var run = PublishRun();
+        return ShellWords.Split(run[(run.IndexOf(PublishCommand, StringComparison.Ordinal) + PublishCommand.Length)..])[0];
     }
 
     [Fact]
@@ -41,6 +48,59 @@ public sealed class DockerfileTests
         var csproj = Repo.Read(Repo.File("src", "GitLabCiAuth.Host", "GitLabCiAuth.Host.csproj"));
         Assert.Contains("<PublishAot>true</PublishAot>", csproj);
         Assert.Contains("<AssemblyName>gitlab-ci-auth</AssemblyName>", csproj);
+    }
+
+    [Theory]
+    [InlineData("amd64", "linux-x64")]
+    [InlineData("arm64", "linux-arm64")]
+    public async Task Build_stage_publishes_for_the_target_architecture(string targetArch, string rid)
+    {
+        var r = await RunPublishStep(targetArch);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal($"publish src/GitLabCiAuth.Host -c Release -r {rid} -o {PublishOutput()}", r.Stdout.Trim());
+    }
+
+    [Fact]
+    public async Task Build_stage_refuses_an_architecture_it_cannot_build()
+    {
+        var r = await RunPublishStep("riscv64");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("linux/amd64 and linux/arm64, not riscv64", r.Stderr);
+        Assert.Equal("", r.Stdout);   // dotnet publish never ran
+    }
+
+    [Fact]
+    public async Task Without_TARGETARCH_the_build_is_for_the_build_machine()
+    {
+        // the classic builder does not set TARGETARCH: dpkg's architecture decides (the SDK image is Debian-family)
+        var dpkg = await ShellProcess.RunAsync("exec dpkg --print-architecture");
+        Assert.True(dpkg.ExitCode == 0, "this test needs dpkg: " + dpkg);
+        var r = await RunPublishStep(null);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains(dpkg.Stdout.Trim() == "arm64" ? "-r linux-arm64" : "-r linux-x64", r.Stdout);
+    }
+
+    [Fact]
+    public void Build_stage_runs_natively_on_the_target_platform()
+    {
+        // NativeAOT cannot cross-compile across architectures without a cross toolchain, which the stage does not have:
+        // it must not be pinned to the build platform, and it declares TARGETARCH to pick the runtime identifier
+        var from = Dockerfile.Instructions.First(i => i.Keyword == "FROM");
+        Assert.DoesNotContain("--platform", from.Arguments);
+        Assert.Contains(Dockerfile.In(Dockerfile.Stages[0], "ARG"), a => a.Arguments.Trim() == "TARGETARCH");
+        Assert.DoesNotContain("--platform", Dockerfile.Instructions.Last(i => i.Keyword == "FROM").Arguments);   // kong:3.9 is multi-arch
+        Assert.Contains("--platform linux/amd64,linux/arm64", Repo.Read(Repo.Dockerfile));                        // how to build both, documented
+    }
+
+    /// <summary>The publishing RUN under /bin/sh with TARGETARCH set as BuildKit sets it, and a `dotnet` that prints its arguments.</summary>
+    private static async Task<Infrastructure.RunResult> RunPublishStep(string? targetArch)
+    {
+        using var dir = new TempDir();
+        string fake = Path.Combine(dir.Path, "dotnet");
+        File.WriteAllText(fake, "#!/bin/sh\necho \"$@\"\n");
+        File.SetUnixFileMode(fake, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string env = $"export PATH={ShellWords.Quote(dir.Path)}:/usr/bin:/bin" + (targetArch is null ? "; unset TARGETARCH" : $" TARGETARCH={targetArch}");
+        return await ShellProcess.RunAsync($"{env}; {PublishRun()}");
     }
 
     [Fact]
@@ -136,8 +196,10 @@ public sealed class DockerfileTests
         await using var server = ShellProcess.Start(ShellLine(words));
         await server.WaitUntilListeningAsync(expected);
         Assert.Equal([Path.GetFileName(s.Socket)], Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName));
-        // Kong's workers may run as another user than the server: the socket is connectable by anyone
-        Assert.True(File.GetUnixFileMode(expected).HasFlag(UnixFileMode.OtherWrite), File.GetUnixFileMode(expected).ToString());
+        // Kong's worker 0 runs the start command, so the server is Kong's worker user (kong in the image) and the
+        // socket is that user's alone; the start command does not widen it
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(expected));
+        Assert.DoesNotContain(words, w => w.Contains("socket-mode", StringComparison.Ordinal));
 
         // Kong talks to it: one instance of gitlab-ci-auth, one authenticated request
         using var key = MinterKey.CreateRsa(2048);

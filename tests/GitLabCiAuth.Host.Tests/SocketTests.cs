@@ -8,22 +8,24 @@ namespace GitLabCiAuth.Host.Tests;
 /// <summary>Where and how the binary listens, stale and live sockets, and where its logs go.</summary>
 public sealed class SocketTests
 {
-    private const UnixFileMode Mode666 = (UnixFileMode)0x1B6; // 0666
+    private const UnixFileMode Mode600 = UnixFileMode.UserRead | UnixFileMode.UserWrite; // 0600
     private static readonly TimeSpan ExitBound = TimeSpan.FromSeconds(30);
 
     [Fact]
-    public async Task Kong_prefix_puts_the_socket_in_the_prefix_with_mode_0666()
+    public async Task Kong_prefix_puts_the_socket_in_the_prefix_with_mode_0600()
     {
         using var dir = new TempDir();
         await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path);
 
         Assert.Equal(["gitlab-ci-auth.socket"], dir.Entries());
-        Assert.Equal(Mode666, File.GetUnixFileMode(dir.DefaultSocket)); // nginx workers running as nobody can connect
+        // Kong's worker 0 starts the server as the workers' user: only that user needs to connect
+        Assert.Equal(Mode600, File.GetUnixFileMode(dir.DefaultSocket));
         await Example.AssertServesAsync(dir.DefaultSocket);
     }
 
     [Theory]
     [InlineData("660", 0x1B0)]
+    [InlineData("0666", 0x1B6)]
     [InlineData("0600", 0x180)]
     public async Task Socket_mode_is_honoured(string mode, int expected)
     {
@@ -43,7 +45,7 @@ public sealed class SocketTests
         await using var host = await HostProcess.ServeAsync(socket, "--plugin", "example", "--socket", socket, "-kong-prefix", prefix.Path);
 
         Assert.Empty(prefix.Entries());
-        Assert.Equal(Mode666, File.GetUnixFileMode(socket));
+        Assert.Equal(Mode600, File.GetUnixFileMode(socket));
         await Example.AssertServesAsync(socket);
     }
 
@@ -52,12 +54,12 @@ public sealed class SocketTests
     {
         using var dir = new TempDir();
         Posix.CreateStaleSocket(dir.DefaultSocket);
-        File.SetUnixFileMode(dir.DefaultSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.SetUnixFileMode(dir.DefaultSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
         Assert.False(Posix.IsListening(dir.DefaultSocket));
 
         await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path);
 
-        Assert.Equal(Mode666, File.GetUnixFileMode(dir.DefaultSocket)); // a new socket, not the old file
+        Assert.Equal(Mode600, File.GetUnixFileMode(dir.DefaultSocket)); // a new socket, not the old file
         await Example.AssertServesAsync(dir.DefaultSocket);
     }
 

@@ -11,9 +11,12 @@ public sealed class ServerOptions
     /// <summary><see cref="PluginDump.ProtoBuf"/> (default) or <see cref="PluginDump.MsgPack"/>.</summary>
     public string Protocol { get; init; } = PluginDump.ProtoBuf;
 
-    /// <summary>Socket file mode. Default 0666: Kong's nginx workers (often `nobody`) must be able to connect.</summary>
-    public UnixFileMode SocketMode { get; init; } =
-        UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
+    /// <summary>
+    /// Socket file mode. Default 0600: Kong's worker 0 starts the server (start_cmd), so it runs as the same user as
+    /// Kong's workers, the only ones that need to connect. A server started outside Kong as another user needs a
+    /// wider mode (0660 with a group shared with Kong's workers).
+    /// </summary>
+    public UnixFileMode SocketMode { get; init; } = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     /// <summary>Largest frame (ProtoBuf:1) or message (MsgPack:1) accepted; bigger input closes that connection. Default 16 MiB.</summary>
     public int MaxFrameBytes { get; init; } = 16 * 1024 * 1024;

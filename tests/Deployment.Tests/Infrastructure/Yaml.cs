@@ -25,6 +25,15 @@ public static partial class Yaml
         return stream.Documents[0].RootNode;
     }
 
+    /// <summary>Every document of a YAML stream (Kubernetes manifests hold several, separated by ---).</summary>
+    public static IReadOnlyList<YamlNode> LoadAll(string path)
+    {
+        var stream = new YamlStream();
+        using (var reader = new StringReader(Repo.Read(path)))
+            stream.Load(reader);
+        return stream.Documents.Select(d => d.RootNode).ToList();
+    }
+
     public static JsonNode? ToJson(YamlNode node) => node switch
     {
         YamlMappingNode map => ToObject(map),
