@@ -8,6 +8,7 @@
 #
 # Exit 0 when every answer check and every run was clean, 1 when an answer was wrong or a run had
 # errors (non-2xx on an allowed route, socket errors, plugin errors), 2 on a usage or setup problem.
+{ # the whole script is parsed before it runs: editing this file during a run cannot derail the run
 set -euo pipefail
 export LC_ALL=C DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
@@ -174,7 +175,7 @@ cleanup() {
   local deadline=$((SECONDS + 10))
   for p in "${started_pids[@]}" ${nginx_workers:-}; do
     while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
+    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
   done
   wait 2>/dev/null
   if [ "$keep" = 1 ]; then
@@ -535,8 +536,11 @@ restart_check() { # scenario
   local s=$1 server=${server_of[$1]} before after
   case "$server" in pb-*|mp-*) ;; *) return 0 ;; esac
   before=$(rig_stats | jq -r --arg s "$s" '.[$s].starts // 0')
-  kill -TERM "${server_pid[$server]}" 2>/dev/null || true
-  wait "${server_pid[$server]}" 2>/dev/null || true
+  local old=${server_pid[$server]} p kept=()
+  kill -TERM "$old" 2>/dev/null || true
+  wait "$old" 2>/dev/null || true
+  for p in "${started_pids[@]}"; do [ "$p" = "$old" ] || kept+=("$p"); done
+  started_pids=("${kept[@]}")
   case "$server" in
     pb-example) start_ours pb-example ProtoBuf:1 example ;;
     pb-gitlab) start_ours pb-gitlab ProtoBuf:1 gitlab-ci-auth ;;
@@ -857,3 +861,5 @@ if [ "$(printf '%s' "$summary" | jq -r .ok)" != true ]; then
   echo "nginx-rig: FAILED (a run had errors or a wrong answer)" >&2
   exit 1
 fi
+exit 0
+}
