@@ -189,14 +189,18 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
+# ports for listeners are taken below the ephemeral range, so that no outgoing connection holds them
+read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || ephemeral_low=32768
+[ "$ephemeral_low" -gt 12000 ] || die "the ephemeral port range starts at $ephemeral_low: no room for the rig's listeners"
+used_ports=" "
+free_port() { # variable name: set to a port nothing listens on and not handed out before
   local p
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((10000 + RANDOM % (ephemeral_low - 10000)))
+    case "$used_ports" in *" $p "*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      case " ${used_ports:-} " in *" $p "*) continue ;; esac
-      used_ports="${used_ports:-} $p"
-      echo "$p"
+      used_ports="$used_ports$p "
+      printf -v "$1" '%s' "$p"
       return 0
     fi
   done
@@ -233,13 +237,16 @@ cold_config=$(jq -c --argjson n "$((cold_tokens / 4))" '. + {verified_token_cach
 declare -A server_pid=() metrics_url=()
 start_ours() { # name protocol plugin
   local name=$1 protocol=$2 plugin=$3 port
-  port=$(free_port)
+  free_port port
   "$bin" --socket "$dir/$name.socket" --protocol "$protocol" --plugin "$plugin" \
     --metrics-listen "127.0.0.1:$port" >"$dir/logs/$name.log" 2>&1 &
   server_pid[$name]=$!
   started_pids+=($!)
   metrics_url[$name]="http://127.0.0.1:$port/metrics"
-  wait_for 20 test -S "$dir/$name.socket" || die "$name did not start listening (see $dir/logs/$name.log)"
+  if ! wait_for 20 test -S "$dir/$name.socket"; then
+    tail -n 5 "$dir/logs/$name.log" >&2
+    die "$name did not start listening"
+  fi
   wait_for 10 curl -sf -o /dev/null "${metrics_url[$name]}" || metrics_url[$name]=""
 }
 start_js() {
@@ -249,7 +256,10 @@ start_js() {
   server_pid[js]=$!
   started_pids+=($!)
   metrics_url[js]=""
-  wait_for 30 test -S "$dir/js.socket" || die "the JS PDK server did not start listening (see $dir/logs/js.log)"
+  if ! wait_for 30 test -S "$dir/js.socket"; then
+    tail -n 5 "$dir/logs/js.log" >&2
+    die "the JS PDK server did not start listening"
+  fi
 }
 
 [ -n "${needed_server[pb-example]:-}" ] && start_ours pb-example ProtoBuf:1 example
@@ -260,9 +270,9 @@ start_js() {
 
 # ------------------------------------------------------------------ nginx
 
-proxy_port=$(free_port)
-echo_port=$(free_port)
-admin_port=$(free_port)
+free_port proxy_port
+free_port echo_port
+free_port admin_port
 
 jq -n \
   --arg dir "$dir" \
