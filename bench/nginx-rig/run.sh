@@ -676,6 +676,8 @@ measure() { # scenario, round, paired noplugin req/s (empty for noplugin)
         (if (.socket_errors // 0) > 0 then "\(.socket_errors) socket errors" else empty end),
         (if .plugin_errors > 0 then "\(.plugin_errors) plugin errors (see the nginx error log)" else empty end),
         (if ($alive | not) then "the plugin server died" else empty end),
+        (if $s == "gitlab-cold" and (.token_cache_hit_ratio // 0) > 0.05 then "the cold route hit the token cache (\(.token_cache_hit_ratio)): not cold" else empty end),
+        (if ($s | startswith("gitlab-warm")) and .token_cache_hit_ratio != null and .token_cache_hit_ratio < 0.95 then "the warm route missed the token cache (hits \(.token_cache_hit_ratio))" else empty end),
         (if ($mid_ok | not) then "the answer check during the run failed: \($mid_err)" else empty end)
       ])
     | .ok = (.problems | length == 0)' >>"$runs_file"
@@ -774,8 +776,9 @@ versions=$(jq -n \
   --arg wrk "$(wrk -v 2>&1 | head -n 1 | awk '{print $2}')" \
   --arg node "$(node --version 2>/dev/null || true)" \
   --arg commit "$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || true)" \
+  --arg src_commit "$(git -C "$repo" log -1 --format=%h -- src 2>/dev/null || true)" \
   --arg dirty "$(git -C "$repo" status --porcelain -- src 2>/dev/null | head -n 1)" \
-  '{nginx: $nginx, ngx_lua: $lua, wrk: $wrk, node: $node, commit: $commit, src_modified: ($dirty != "")}')
+  '{nginx: $nginx, ngx_lua: $lua, wrk: $wrk, node: $node, commit: $commit, src_commit: $src_commit, src_modified: ($dirty != "")}')
 
 summary=$(jq -s \
   --argjson settings "$(jq -n --argjson d "$duration" --argjson r "$runs" --argjson t "$threads" --argjson c "$connections" \
@@ -844,7 +847,7 @@ printf '%s\n' "$summary" | jq -r --arg order "noplugin,$scenarios" '
   def lpad(n): tostring | if length >= n then . else . + (" " * (n - length)) end;
   . as $r
   | "",
-    "nginx rig: \($r.machine.cores) cores (\($r.machine.cpu)), load \($r.machine.load_start) -> \($r.machine.load_end); nginx \($r.versions.nginx), \($r.settings.nginx_workers) workers; wrk -t\($r.settings.wrk_threads) -c\($r.settings.wrk_connections), \($r.settings.runs) x \($r.settings.duration_s) s (medians); binary at \($r.versions.commit)",
+    "nginx rig: \($r.machine.cores) cores (\($r.machine.cpu)), load \($r.machine.load_start) -> \($r.machine.load_end); nginx \($r.versions.nginx), \($r.settings.nginx_workers) workers; wrk -t\($r.settings.wrk_threads) -c\($r.settings.wrk_connections), \($r.settings.runs) x \($r.settings.duration_s) s (medians); src/ at \($r.versions.src_commit)\(if $r.versions.src_modified then " (modified)" else "" end)",
     "",
     ("scenario" | lpad(20)) + ("protocol" | lpad(11)) + ("req/s" | pad(8)) + ("x noplug" | pad(9)) + ("p50 ms" | pad(8)) + ("p99 ms" | pad(8))
       + ("non-2xx" | pad(8)) + ("nginx us" | pad(9)) + ("server us" | pad(10)) + ("vcsw/req" | pad(9)) + ("nvcsw/req" | pad(10))

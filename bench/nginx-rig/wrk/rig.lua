@@ -2,8 +2,9 @@
 -- Environment:
 --   RIG_PATH         request path (default /noplugin)
 --   RIG_TOKEN_FILE   one token: every request carries `Authorization: Bearer <it>` (warm)
---   RIG_TOKENS_FILE  one token per line: request i carries token i, cycling (cold); each thread starts
---                    at its own offset so that two threads never send the same token close together
+--   RIG_TOKENS_FILE  one token per line, cycled (cold); thread k of T takes the tokens k, k+T, k+2T...
+--                    so that no token is ever sent by two threads (two threads drifting onto the same
+--                    tokens would turn cold requests into cache hits)
 --   RIG_MIX_DIR      a deny mix: expired, forged, fork, feature tokens, a missing and a garbage token
 --   RIG_RESULT       file the JSON result line is written to (default: stdout)
 
@@ -62,8 +63,12 @@ local requests, next_request, n_requests
 if tokens_file or mix_dir then
   function init(args)
     local list = {}
+    local threads = tonumber(os.getenv("RIG_THREADS") or "1") or 1
+    local k = thread_index or 1
     if tokens_file then
-      for _, t in ipairs(read_lines(tokens_file)) do list[#list + 1] = "Bearer " .. t end
+      for i, t in ipairs(read_lines(tokens_file)) do
+        if (i - 1) % threads == k - 1 then list[#list + 1] = "Bearer " .. t end
+      end
     else
       for _, name in ipairs({ "expired", "forged", "fork", "feature" }) do
         list[#list + 1] = "Bearer " .. read_lines(mix_dir .. "/" .. name .. ".token")[1]
@@ -78,8 +83,8 @@ if tokens_file or mix_dir then
       requests[i] = wrk.format("GET", path, h)
     end
     n_requests = #requests
-    local threads = tonumber(os.getenv("RIG_THREADS") or "1") or 1
-    next_request = math.floor((thread_index or 1) - 1) * math.floor(n_requests / threads) % n_requests
+    -- each run starts somewhere else in the cycle, away from the tokens the previous run left cached
+    next_request = (os.time() * 7919 + k * 104729) % n_requests
   end
 
   function request()
