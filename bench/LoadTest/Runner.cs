@@ -43,6 +43,8 @@ public sealed class ScenarioResult
     public double ServerCpuUsPerEvent { get; set; }
     public double ClientCpuUsPerEvent { get; set; }
     public double PeakRssMb { get; set; }
+    /// <summary>VmRSS once the load has stopped and the server settled for a second (what stays resident).</summary>
+    public double RssAfterMb { get; set; }
     public double? AllocBytesPerEvent { get; set; }
     public double? RoundTripsPerEvent { get; set; }
     public double ClientRoundTripsPerEvent { get; set; }
@@ -172,6 +174,11 @@ public static class Runner
                 res.Unexpected = stats.Unexpected;
                 if (stats.LastError is not null) res.Error = stats.LastError;
                 res.PeakRssMb = server.PeakRssBytes() / 1048576.0;
+                Thread.Sleep(1000);
+                res.RssAfterMb = server.RssBytes() / 1048576.0;
+                if (Environment.GetEnvironmentVariable("LOADTEST_SMAPS") == "1")
+                    Console.Error.WriteLine(File.ReadAllText($"/proc/{server.Pid}/smaps_rollup") + string.Join('\n',
+                        File.ReadLines($"/proc/{server.Pid}/status").Where(l => l.StartsWith("Rss") || l.StartsWith("Threads"))));
                 res.ServerThreads = server.Threads();
                 var lat = stats.LatencyTicks;
                 lat.Sort();

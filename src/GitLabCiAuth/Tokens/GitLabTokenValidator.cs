@@ -255,7 +255,7 @@ public sealed class GitLabTokenValidator : IDisposable
         var result = TokenResult.Success(claims, DateTimeOffset.FromUnixTimeMilliseconds(expMs),
             iatRead == DateRead.Ok ? DateTimeOffset.FromUnixTimeMilliseconds(iatMs) : null,
             jti,
-            kidValue, issuer.Issuer, matchedAudience, tokenHash);
+            ClaimValuePool.Intern(kidValue), issuer.Issuer, matchedAudience, tokenHash); // a handful of kids, thousands of tokens
 
         var deadlineMs = expMs + _skewMs;
         if (_maxAgeMs > 0) deadlineMs = Math.Min(deadlineMs, iatMs + _maxAgeMs + _skewMs);

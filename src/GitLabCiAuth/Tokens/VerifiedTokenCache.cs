@@ -138,6 +138,7 @@ public sealed class VerifiedTokenCache
             shard.Head = e;
             shard.Tail ??= e;
         }
+        HeapCompaction.EntryAdded();
     }
 
     public bool Remove(in TokenHash hash)
