@@ -55,7 +55,7 @@ public static class GitLabCiAuthSchema
             Schema.String("static_jwks"),
             Schema.Array("audiences", Schema.StringType(lenMin: 1)),
         ]), description: "more accepted issuers `{issuer, jwks_uri, static_jwks, audiences}`, each with its own key source; a record's `audiences` replace the route's for its tokens"),
-        Schema.Array("audiences", Schema.StringType(lenMin: 1), description: "the token's `aud` (string or array) must contain one of these (required unless every `issuers` record has its own)"),
+        Schema.Array("audiences", Schema.StringType(lenMin: 1), lenMin: 1, description: "the token's `aud` (string or array) must contain one of these (required unless every `issuers` record has its own)"),
         Schema.String("jwks_uri", description: "key set URL of `issuer`; default: `jwks_uri` of {issuer}/.well-known/openid-configuration"),
         Schema.String("static_jwks", description: "inline JWKS JSON of `issuer` for air-gapped setups; nothing is fetched"),
         Algorithms,

@@ -39,6 +39,11 @@ public sealed class RouteHarness : IAsyncDisposable
         var config = (JsonObject)(use.Config ?? throw new InvalidOperationException($"{use} has no config")).DeepClone();
         config.Remove("jwks_uri");
         config["static_jwks"] = MinterKey.JwksJson(s_key.Value);
+        foreach (var issuer in config["issuers"]?.AsArray() ?? [])
+        {
+            issuer!.AsObject().Remove("jwks_uri");
+            issuer["static_jwks"] = MinterKey.JwksJson(s_key.Value);
+        }
         return config;
     }
 
