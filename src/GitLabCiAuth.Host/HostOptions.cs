@@ -21,7 +21,7 @@ public sealed class HostOptions
     public string Protocol { get; private set; } = PluginDump.ProtoBuf;
     public string Plugin { get; private set; } = "gitlab-ci-auth";
     public UnixFileMode SocketMode { get; private set; } = (UnixFileMode)Convert.ToInt32("666", 8);
-    public LogLevel LogLevel { get; private set; } = LogLevel.Warn;
+    public LogLevel LogLevel { get; private set; } = LogLevel.Notice;
     public int MaxFrameBytes { get; private set; } = 16 * 1024 * 1024;
     public TimeSpan InstanceIdleTimeout { get; private set; } = TimeSpan.FromHours(1);
     public TimeSpan ShutdownTimeout { get; private set; } = TimeSpan.FromSeconds(10);
@@ -43,7 +43,7 @@ public sealed class HostOptions
           --socket PATH                 explicit socket path (overrides -kong-prefix)
           --protocol P                  ProtoBuf:1 (default) or MsgPack:1
           --socket-mode OCTAL           socket file mode (default 666: Kong's nginx workers may run as nobody)
-          --log-level L                 debug, info, warn (default), error, off; logs go to stderr
+          --log-level L                 debug, info, notice (default), warn, error, off; logs go to stderr
           --max-frame-bytes N           largest frame/message accepted (default 16777216)
           --instance-idle-timeout S     drop instances unused for S seconds (default 3600)
           --shutdown-timeout S          on SIGTERM, wait at most S seconds for in-flight events (default 10)

@@ -119,7 +119,7 @@ public sealed class SocketTests
         Assert.Equal("", host.Stdout);
         var lines = host.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.NotEmpty(lines);
-        Assert.All(lines, l => Assert.Matches(new Regex(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info|warn|error) \S"), l));
+        Assert.All(lines, l => Assert.Matches(new Regex(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info|notice|warn|error) \S"), l));
         Assert.Contains(lines, l => l.Contains("serving example", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains(" started", StringComparison.Ordinal));
     }

@@ -31,7 +31,11 @@ public sealed class KongPluginServer : IAsyncDisposable
         _msgPackEvents = new Protocol.MsgPack.MsgPackEvents(this);
         _listener = Bind(options, out _socketFile);
         _acceptThread = new Thread(AcceptLoop) { IsBackground = true, Name = "kong-accept" };
+        _limitLine = $"connection limit {options.MaxConnections} reached; closing a new connection";
+        _limitSummary = $"connection limit {options.MaxConnections} reached; closed {{0}} more in the last {{1}} s";
     }
+
+    private readonly string _limitLine, _limitSummary;
 
     public IKongPlugin Plugin { get; }
     public ServerOptions Options { get; }
@@ -76,7 +80,7 @@ public sealed class KongPluginServer : IAsyncDisposable
             {
                 if (_stopping || _connections.Count >= Options.MaxConnections)
                 {
-                    if (!_stopping) Options.Log.Error($"connection limit {Options.MaxConnections} reached; closing a new connection");
+                    if (!_stopping) Options.Log.Limited(LogLevel.Error, _limitLine, "connection limit", _limitSummary); // a flood: one line per interval
                     conn.Dispose();
                     continue;
                 }

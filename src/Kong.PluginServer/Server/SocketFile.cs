@@ -61,7 +61,7 @@ internal static partial class SocketFile
             throw;
         }
         bound = TryIdentify(full, out _);
-        if (live) log.Info($"took over {path} from the server listening there (a reload); that one finishes its own connections");
+        if (live) log.Notice($"took over {path} from the server listening there (a reload); that one finishes its own connections");
         else if (replacing) log.Info($"replaced the stale socket file {path}");
         return s;
     }
