@@ -21,7 +21,7 @@ public sealed class HostOptions
     public string Protocol { get; private set; } = PluginDump.ProtoBuf;
     public string Plugin { get; private set; } = "gitlab-ci-auth";
     public UnixFileMode SocketMode { get; private set; } = (UnixFileMode)Convert.ToInt32("600", 8);
-    public LogLevel LogLevel { get; private set; } = LogLevel.Warn;
+    public LogLevel LogLevel { get; private set; } = LogLevel.Notice;
     public int MaxFrameBytes { get; private set; } = 16 * 1024 * 1024;
     public TimeSpan InstanceIdleTimeout { get; private set; } = TimeSpan.FromHours(1);
     public TimeSpan ShutdownTimeout { get; private set; } = TimeSpan.FromSeconds(10);
@@ -44,7 +44,7 @@ public sealed class HostOptions
           --protocol P                  ProtoBuf:1 (default) or MsgPack:1
           --socket-mode OCTAL           socket file mode (default 600: Kong starts the server as its workers' user;
                                         660 with a shared group for a server started outside Kong as another user)
-          --log-level L                 debug, info, warn (default), error, off; logs go to stderr
+          --log-level L                 debug, info, notice (default), warn, error, off; logs go to stderr
           --max-frame-bytes N           largest frame/message accepted (default 16777216)
           --instance-idle-timeout S     drop instances unused for S seconds (default 3600)
           --shutdown-timeout S          on SIGTERM, wait at most S seconds for in-flight events (default 10)

@@ -45,6 +45,15 @@ public static class Program
     private static int Serve(IKongPlugin plugin, HostOptions options)
     {
         var log = new ServerLog(Console.Error, options.LogLevel);
+        // the key sources shared by every instance log through the server: a key source going bad is an error line
+        GitLabCiAuth.Keys.JwksKeyStore.Shared.Log = (level, message) => log.Write(level switch
+        {
+            GitLabCiAuth.Keys.KeyLogLevel.Debug => LogLevel.Debug,
+            GitLabCiAuth.Keys.KeyLogLevel.Information => LogLevel.Info,
+            GitLabCiAuth.Keys.KeyLogLevel.Notice => LogLevel.Notice,
+            GitLabCiAuth.Keys.KeyLogLevel.Warning => LogLevel.Warn,
+            _ => LogLevel.Error,
+        }, message);
         Metrics.MetricsEndpoint? metrics = null;
         if (options.MetricsListen is not null)
         {

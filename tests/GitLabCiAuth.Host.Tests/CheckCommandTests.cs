@@ -50,6 +50,34 @@ public sealed class CheckCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Unreachable_keys_exit_2_and_say_why_with_the_url()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop(); // nothing listens there now: connection refused
+        string keys = $"http://127.0.0.1:{port}/oauth/discovery/keys";
+        var config = _dir.Combine("down.yaml");
+        File.WriteAllText(config, $"""
+            issuer: {Issuer}
+            audiences: [{Audience}]
+            jwks_uri: {keys}
+            allow_insecure_http: true
+            rules:
+              - name: any-project
+                claims:
+                  project_id: ["*"]
+            """);
+
+        var r = await HostProcess.RunAsync("check", "--config", config, "--token", _minter.Mint());
+
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains("INVALID  keys_unavailable", r.Stdout);
+        Assert.Contains($"keys:     keys for {keys} unavailable: connection refused [connection_refused]", r.Stdout);
+        Assert.Contains("decision: deny (503 keys_unavailable)", r.Stdout);
+    }
+
+    [Fact]
     public async Task Feature_branch_exits_1_with_the_failing_claim_in_the_trace()
     {
         string token = _minter.Mint(b => b.Set("ref", "feature/login").Set("ref_protected", "false"));

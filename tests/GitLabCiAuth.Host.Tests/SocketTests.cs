@@ -64,7 +64,7 @@ public sealed class SocketTests
     }
 
     [Fact]
-    public async Task A_second_server_on_a_live_socket_refuses_to_start_and_the_first_keeps_serving()
+    public async Task A_second_server_on_a_live_socket_takes_it_over_and_the_first_keeps_its_connections()
     {
         using var dir = new TempDir();
         await using var first = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path);
@@ -72,17 +72,27 @@ public sealed class SocketTests
         var entity = kong.AddPlugin("{}");
         var before = await Example.AssertServesAsync(kong, entity, "before");
 
-        var second = await HostProcess.RunAsync("--plugin", "example", "-kong-prefix", dir.Path);
+        // Kong's reload: the new worker 0 starts a server while the old one still serves
+        await using var second = await HostProcess.StartAsync("--plugin", "example", "-kong-prefix", dir.Path, "--log-level", "info");
+        await second.WaitUntilOwnsAsync(dir.DefaultSocket);
 
-        Assert.True(second.ExitCode != 0, second.ToString());
-        Assert.Equal("", second.Stdout);
-        Assert.Contains("another server is listening", second.Stderr);
+        Assert.Contains("took over", second.Stderr);
         Assert.False(first.HasExited);
-        Assert.True(File.Exists(dir.DefaultSocket));
-        var after = await Example.AssertServesAsync(kong, entity, "after"); // the pooled connection and the instance survive
+        Assert.Equal(Mode600, File.GetUnixFileMode(dir.DefaultSocket));
+        Assert.Equal(["gitlab-ci-auth.socket"], dir.Entries()); // no temporary name left behind
+        var after = await Example.AssertServesAsync(kong, entity, "after"); // the pooled connection still reaches the first
         Assert.Equal(before.InstanceId, after.InstanceId);
         Assert.Equal(0, after.Retries);
-        await Example.AssertServesAsync(dir.DefaultSocket); // and new connections are accepted
+
+        first.Signal(Posix.SIGTERM); // the old worker 0 stops its server
+        Assert.Equal(0, await first.WaitForExitAsync(ExitBound));
+        Assert.True(File.Exists(dir.DefaultSocket), "the old server removed the new server's socket");
+        Assert.Equal(second.Pid, Posix.ListenerPid(dir.DefaultSocket));
+        await Example.AssertServesAsync(dir.DefaultSocket);
+
+        second.Signal(Posix.SIGTERM);
+        Assert.Equal(0, await second.WaitForExitAsync(ExitBound));
+        Assert.Empty(dir.Entries());
     }
 
     [Fact]
@@ -111,7 +121,7 @@ public sealed class SocketTests
         Assert.Equal("", host.Stdout);
         var lines = host.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.NotEmpty(lines);
-        Assert.All(lines, l => Assert.Matches(new Regex(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info|warn|error) \S"), l));
+        Assert.All(lines, l => Assert.Matches(new Regex(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info|notice|warn|error) \S"), l));
         Assert.Contains(lines, l => l.Contains("serving example", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains(" started", StringComparison.Ordinal));
     }

@@ -104,6 +104,7 @@ public static class CheckCommand
         {
             o.WriteLine($"token:    INVALID  {result.ErrorCode}: {result.Description}");
             o.WriteLine($"          kid={result.Kid ?? "-"} iss={result.Issuer ?? "-"} aud={result.Audience ?? "-"} jti={result.Jti ?? "-"} hash={result.TokenHash ?? "-"}");
+            if (result.KeysFailure is { } keys) o.WriteLine($"keys:     {keys.Describe()} [{keys.Cause.Label()}]");
             o.WriteLine($"decision: deny ({result.HttpStatus} {result.ErrorCode})" + (config.DryRun ? " - dry_run: the request would be forwarded" : ""));
             return result.Error == TokenError.KeysUnavailable ? 2 : 1;
         }

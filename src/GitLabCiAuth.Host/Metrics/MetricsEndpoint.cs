@@ -38,6 +38,8 @@ public sealed class MetricsEndpoint : IServerObserver, IDisposable
         var ruleHits = f.CreateCounter("gitlab_ci_auth_rule_hits_total", "Deciding rule of each policy decision.", new CounterConfiguration { LabelNames = ["rule"] });
         var wouldDeny = f.CreateCounter("gitlab_ci_auth_dry_run_would_deny_total", "Requests a dry_run route let through that enforce would deny.", new CounterConfiguration { LabelNames = ["code"] });
         var fetches = f.CreateCounter("gitlab_ci_auth_jwks_fetches_total", "Key set fetches by result.", new CounterConfiguration { LabelNames = ["source", "result"] });
+        var fetchFailures = f.CreateCounter("gitlab_ci_auth_jwks_fetch_failures_total", "Failed key set fetches by cause (connection_refused, connection, name_resolution, tls, timeout, http_status, body_too_large, invalid_json, invalid_key_set, discovery, other).",
+            new CounterConfiguration { LabelNames = ["source", "cause"] });
         var keyAge = f.CreateGauge("gitlab_ci_auth_jwks_key_set_age_seconds", "Age of the key set in use (since its last successful fetch).", new GaugeConfiguration { LabelNames = ["source"] });
         var keyCount = f.CreateGauge("gitlab_ci_auth_jwks_keys", "Keys in the key set.", new GaugeConfiguration { LabelNames = ["source"] });
         var cacheHits = f.CreateCounter("gitlab_ci_auth_token_cache_hits_total", "Verified-token cache hits.");
@@ -65,6 +67,8 @@ public sealed class MetricsEndpoint : IServerObserver, IDisposable
             {
                 fetches.WithLabels(s.SourceId, "success").IncTo(s.FetchAttempts - s.FetchFailures);
                 fetches.WithLabels(s.SourceId, "failure").IncTo(s.FetchFailures);
+                for (int c = 0; c < s.FailuresByCause.Count; c++)
+                    if (s.FailuresByCause[c] > 0) fetchFailures.WithLabels(s.SourceId, KeyFetchCauses.All[c].Label()).IncTo(s.FailuresByCause[c]);
                 keyCount.WithLabels(s.SourceId).Set(s.KeyCount);
                 if (s.LastSuccessAt is { } at) keyAge.WithLabels(s.SourceId).Set((now - at).TotalSeconds);
             }

@@ -6,10 +6,12 @@ using System.Text.Json;
 
 namespace GitLabCiAuth.Keys;
 
-/// <summary>A fetch failed; the message is safe to log (no secrets).</summary>
+/// <summary>A fetch failed, for <see cref="Cause"/>; the message is safe to log (no secrets).</summary>
 public sealed class JwksFetchException : Exception
 {
-    public JwksFetchException(string message, Exception? inner = null) : base(message, inner) { }
+    public JwksFetchException(KeyFetchCause cause, string message, Exception? inner = null) : base(message, inner) => Cause = cause;
+
+    public KeyFetchCause Cause { get; }
 }
 
 /// <summary>
@@ -74,16 +76,57 @@ internal sealed class JwksHttpFetcher : IDisposable
         }
         catch (OperationCanceledException e) when (timeout.IsCancellationRequested)
         {
-            throw new JwksFetchException($"timed out after {(int)_settings.FetchTimeout.TotalMilliseconds} ms", e);
+            throw new JwksFetchException(KeyFetchCause.Timeout, $"timed out after {(int)_settings.FetchTimeout.TotalMilliseconds} ms", e);
         }
         catch (HttpRequestException e)
         {
-            throw new JwksFetchException("request failed: " + Describe(e), e);
+            throw Classify(e);
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        catch (IOException e)
         {
-            throw new JwksFetchException("request failed: " + e.GetType().Name, e);
+            throw new JwksFetchException(KeyFetchCause.Connection, "the connection failed while reading the response" + SocketDetail(e), e);
         }
+        catch (ObjectDisposedException e)
+        {
+            throw new JwksFetchException(KeyFetchCause.Other, "the fetch was stopped", e);
+        }
+    }
+
+    /// <summary>What an HttpClient failure means to an operator: connection refused, a TLS error and why, ...</summary>
+    internal static JwksFetchException Classify(HttpRequestException e)
+    {
+        var socket = Inner<System.Net.Sockets.SocketException>(e);
+        return e.HttpRequestError switch
+        {
+            HttpRequestError.NameResolutionError => new(KeyFetchCause.NameResolution, "the host name did not resolve" + (socket is null ? "" : $" ({socket.SocketErrorCode})"), e),
+            HttpRequestError.SecureConnectionError => new(KeyFetchCause.Tls, "TLS error: " + (Inner<System.Security.Authentication.AuthenticationException>(e)?.Message ?? e.Message), e),
+            HttpRequestError.ConnectionError when socket?.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused =>
+                new(KeyFetchCause.ConnectionRefused, "connection refused", e),
+            HttpRequestError.ConnectionError when socket?.SocketErrorCode == System.Net.Sockets.SocketError.TimedOut =>
+                new(KeyFetchCause.Timeout, "the connection timed out", e),
+            HttpRequestError.ConnectionError => new(KeyFetchCause.Connection, "the connection failed" + SocketDetail(e), e),
+            HttpRequestError.ResponseEnded => new(KeyFetchCause.Connection, "the connection closed before a complete response" + SocketDetail(e), e),
+            HttpRequestError.InvalidResponse => new(KeyFetchCause.Other, "not a valid HTTP response", e),
+            HttpRequestError.ProxyTunnelError => new(KeyFetchCause.Connection, "the proxy tunnel failed", e),
+            _ when socket is not null || Inner<IOException>(e) is not null => new(KeyFetchCause.Connection, "the connection failed" + SocketDetail(e), e),
+            var other => new(KeyFetchCause.Other, $"request failed ({other})", e),
+        };
+    }
+
+    private static string SocketDetail(Exception e) => Inner<System.Net.Sockets.SocketException>(e)?.SocketErrorCode switch
+    {
+        null => "",
+        System.Net.Sockets.SocketError.ConnectionReset => ": connection reset",
+        System.Net.Sockets.SocketError.HostUnreachable => ": host unreachable",
+        System.Net.Sockets.SocketError.NetworkUnreachable => ": network unreachable",
+        var code => $": {code}",
+    };
+
+    private static T? Inner<T>(Exception e) where T : Exception
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+            if (x is T t) return t;
+        return null;
     }
 
     private async Task<Uri> DiscoverAsync(CancellationToken ct)
@@ -94,17 +137,17 @@ internal sealed class JwksHttpFetcher : IDisposable
         {
             using var doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 16 });
             var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) throw new JwksFetchException("the discovery document is not a JSON object");
+            if (root.ValueKind != JsonValueKind.Object) throw new JwksFetchException(KeyFetchCause.InvalidJson, "the discovery document is not a JSON object");
             issuer = root.TryGetProperty("issuer", out var i) && i.ValueKind == JsonValueKind.String ? i.GetString() : null;
             jwksUri = root.TryGetProperty("jwks_uri", out var j) && j.ValueKind == JsonValueKind.String ? j.GetString() : null;
         }
         catch (JsonException)
         {
-            throw new JwksFetchException("the discovery document is not valid JSON");
+            throw new JwksFetchException(KeyFetchCause.InvalidJson, "the discovery document is not valid JSON");
         }
         if (!string.Equals(issuer, _settings.Issuer, StringComparison.Ordinal))
-            throw new JwksFetchException($"the discovery document's issuer '{JwksParser.Trim(issuer)}' is not the configured issuer");
-        if (jwksUri is null) throw new JwksFetchException("the discovery document has no jwks_uri");
+            throw new JwksFetchException(KeyFetchCause.Discovery, $"the discovery document's issuer '{JwksParser.Trim(issuer)}' is not the configured issuer");
+        if (jwksUri is null) throw new JwksFetchException(KeyFetchCause.Discovery, "the discovery document has no jwks_uri");
         return CheckDiscoveredJwksUri(jwksUri, _settings.Issuer, _settings.AllowInsecureHttp);
     }
 
@@ -112,29 +155,29 @@ internal sealed class JwksHttpFetcher : IDisposable
     internal static Uri CheckDiscoveredJwksUri(string jwksUri, string issuer, bool allowInsecureHttp)
     {
         if (!Uri.TryCreate(jwksUri, UriKind.Absolute, out var u))
-            throw new JwksFetchException("the discovered jwks_uri is not an absolute URL");
+            throw new JwksFetchException(KeyFetchCause.Discovery, "the discovered jwks_uri is not an absolute URL");
         if (u.Scheme != Uri.UriSchemeHttps && !(allowInsecureHttp && u.Scheme == Uri.UriSchemeHttp))
-            throw new JwksFetchException($"the discovered jwks_uri '{JwksParser.Trim(jwksUri)}' is not https");
+            throw new JwksFetchException(KeyFetchCause.Discovery, $"the discovered jwks_uri '{JwksParser.Trim(jwksUri)}' is not https");
         if (!string.IsNullOrEmpty(u.UserInfo))
-            throw new JwksFetchException("the discovered jwks_uri has user info");
+            throw new JwksFetchException(KeyFetchCause.Discovery, "the discovered jwks_uri has user info");
         var iss = new Uri(issuer, UriKind.Absolute);
         if (!string.Equals(u.IdnHost, iss.IdnHost, StringComparison.OrdinalIgnoreCase) || u.Port != iss.Port)
-            throw new JwksFetchException($"the discovered jwks_uri '{JwksParser.Trim(jwksUri)}' is not on the issuer's host");
+            throw new JwksFetchException(KeyFetchCause.Discovery, $"the discovered jwks_uri '{JwksParser.Trim(jwksUri)}' is not on the issuer's host");
         return u;
     }
 
     private async Task<byte[]> GetBodyAsync(Uri uri, string what, CancellationToken ct)
     {
         if (uri.Scheme != Uri.UriSchemeHttps && !(_settings.AllowInsecureHttp && uri.Scheme == Uri.UriSchemeHttp))
-            throw new JwksFetchException($"refusing non-https {what} URL");
+            throw new JwksFetchException(KeyFetchCause.Other, $"refusing non-https {what} URL");
         using var request = new HttpRequestMessage(HttpMethod.Get, uri);
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         if (response.StatusCode != HttpStatusCode.OK)
-            throw new JwksFetchException($"{what}: HTTP {(int)response.StatusCode} from {uri.GetLeftPart(UriPartial.Path)}");
+            throw new JwksFetchException(KeyFetchCause.HttpStatus, $"{what}: HTTP {(int)response.StatusCode} from {uri.GetLeftPart(UriPartial.Path)}");
         var limit = _settings.MaxBodyBytes;
         if (response.Content.Headers.ContentLength is long len && len > limit)
-            throw new JwksFetchException($"{what}: body of {len} bytes exceeds the {limit}-byte limit");
+            throw new JwksFetchException(KeyFetchCause.BodyTooLarge, $"{what}: body of {len} bytes exceeds the {limit}-byte limit");
 
         var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
         await using (stream.ConfigureAwait(false))
@@ -146,14 +189,14 @@ internal sealed class JwksHttpFetcher : IDisposable
                 if (total == buffer.Length)
                 {
                     if (buffer.Length > limit)
-                        throw new JwksFetchException($"{what}: body exceeds the {limit}-byte limit");
+                        throw new JwksFetchException(KeyFetchCause.BodyTooLarge, $"{what}: body exceeds the {limit}-byte limit");
                     Array.Resize(ref buffer, Math.Min(limit + 1, buffer.Length * 2));
                 }
                 var n = await stream.ReadAsync(buffer.AsMemory(total), ct).ConfigureAwait(false);
                 if (n == 0) break;
                 total += n;
             }
-            if (total > limit) throw new JwksFetchException($"{what}: body exceeds the {limit}-byte limit");
+            if (total > limit) throw new JwksFetchException(KeyFetchCause.BodyTooLarge, $"{what}: body exceeds the {limit}-byte limit");
             return buffer.AsSpan(0, total).ToArray();
         }
     }
@@ -184,13 +227,6 @@ internal sealed class JwksHttpFetcher : IDisposable
             if (!ReferenceEquals(leaf, certificate)) leaf.Dispose();
         }
     }
-
-    private static string Describe(HttpRequestException e) =>
-        e.HttpRequestError switch
-        {
-            HttpRequestError.Unknown => e.InnerException?.GetType().Name ?? "error",
-            var x => x.ToString(),
-        };
 
     public void Dispose() => _client.Dispose();
 }

@@ -6,13 +6,17 @@ using Microsoft.IdentityModel.Tokens;
 
 namespace GitLabCiAuth.Keys;
 
-public enum KeyLogLevel { Debug, Information, Warning, Error }
+public enum KeyLogLevel { Debug, Information, Notice, Warning, Error }
 
 /// <summary>Log sink for the key store (the plugin wires it to its logger). Messages never contain tokens.</summary>
 public delegate void KeyLog(KeyLogLevel level, string message);
 
 /// <summary>Outcome of <see cref="JwksParser.Parse"/>: a set, or an error saying why the whole document was refused.</summary>
-public readonly record struct JwksParseResult(KeySet? Set, string? Error, int SkippedKeys);
+public readonly record struct JwksParseResult(KeySet? Set, string? Error, int SkippedKeys)
+{
+    /// <summary>The document is not JSON at all (rather than a JSON document that is no usable key set).</summary>
+    public bool NotJson { get; init; }
+}
 
 /// <summary>
 /// Parses a JWKS document (RFC 7517) into a <see cref="KeySet"/>, with System.Text.Json's DOM (no reflection).
@@ -46,7 +50,7 @@ public static class JwksParser
         }
         catch (JsonException e)
         {
-            return new(null, "the key set is not valid JSON (" + Trim(e.Message) + ")", 0);
+            return new(null, "the key set is not valid JSON (" + Trim(e.Message) + ")", 0) { NotJson = true };
         }
 
         using (doc)

@@ -11,8 +11,13 @@ public enum KeyResolutionStatus
     KeysUnavailable,
 }
 
-/// <summary>Result of looking a kid up in a key source.</summary>
-public readonly record struct KeyResolution(KeyResolutionStatus Status, SigningKey? Key, KeySet? Set, int RetryAfterSeconds);
+/// <summary>
+/// Result of looking a kid up in a key source. For <see cref="KeyResolutionStatus.KeysUnavailable"/>: why
+/// (<see cref="Failure"/>), and whether this is the first such answer of the source within its refetch cooldown
+/// (<see cref="Report"/>: the one to write to Kong's error log).
+/// </summary>
+public readonly record struct KeyResolution(KeyResolutionStatus Status, SigningKey? Key, KeySet? Set, int RetryAfterSeconds,
+    KeyFetchFailure? Failure = null, bool Report = false);
 
 /// <summary>A point-in-time view of a key source, for health checks and metrics.</summary>
 public sealed record KeySourceStatus(
@@ -27,7 +32,14 @@ public sealed record KeySourceStatus(
     long FetchFailures,
     string? LastError,
     bool Usable,
-    int Leases);
+    int Leases)
+{
+    /// <summary>The last failed fetch (cleared by a good one).</summary>
+    public KeyFetchFailure? LastFailure { get; init; }
+
+    /// <summary>Failed fetches since the source started, indexed by <see cref="KeyFetchCause"/>.</summary>
+    public IReadOnlyList<long> FailuresByCause { get; init; } = new long[KeyFetchCauses.All.Count];
+}
 
 /// <summary>
 /// One key source (JWKS URL, discovery URL or static JWKS) shared by all validator instances that use it.
@@ -40,6 +52,9 @@ public sealed record KeySourceStatus(
 ///   a successful fetch started for it is remembered and never triggers another one (until the set changes);</item>
 /// <item>on failure the last good set is served until the stale limit after its fetch; then "keys unavailable".</item>
 /// </list>
+/// Failures are logged once per state change, at error: when the source goes bad (or the cause or the usability of
+/// the last good set changes), with the cause and the URL; a notice when it recovers. Retries that fail the same
+/// way are logged at debug only.
 /// </summary>
 internal sealed class KeySource
 {
@@ -60,6 +75,11 @@ internal sealed class KeySource
     private DateTimeOffset? _lastKidRefetchStart;
     private DateTimeOffset? _lastSuccess;
     private string? _lastError;
+    private KeyFetchFailure? _lastFailure;
+    private readonly long[] _failuresByCause = new long[KeyFetchCauses.All.Count];
+    private (KeyFetchCause Cause, bool Usable)? _loggedFailure; // the failing state last logged; null while fine
+    private DateTimeOffset? _failingSince;
+    private DateTimeOffset? _lastUnavailableReport;
     private long _attempts, _failures;
     private int _consecutiveFailures;
     private ITimer? _timer;
@@ -225,13 +245,30 @@ internal sealed class KeySource
             return new KeySourceStatus(Settings.SourceId, Settings.Kind, s?.Set.Count ?? 0,
                 s is null ? [] : s.Set.Kids.ToArray(), s?.Set.Generation ?? 0,
                 _lastSuccess, _lastAttemptStart, _attempts, _failures, _lastError,
-                GetUsable(_time.GetUtcNow()) is not null, Leases);
+                GetUsable(_time.GetUtcNow()) is not null, Leases)
+            {
+                LastFailure = _lastFailure,
+                FailuresByCause = (long[])_failuresByCause.Clone(),
+            };
         }
     }
 
-    private KeyResolution Miss(KeySet? set) => set is null
-        ? new(KeyResolutionStatus.KeysUnavailable, null, null, RetryAfterSeconds())
-        : new(KeyResolutionStatus.UnknownKey, null, set, 0);
+    private KeyResolution Miss(KeySet? set) => set is null ? Unavailable() : new(KeyResolutionStatus.UnknownKey, null, set, 0);
+
+    /// <summary>keys_unavailable, with why; the first one of each refetch cooldown is marked to be reported.</summary>
+    private KeyResolution Unavailable()
+    {
+        int retryAfter = RetryAfterSeconds();
+        lock (_lock)
+        {
+            var now = _time.GetUtcNow();
+            var failure = _lastFailure ?? new KeyFetchFailure(Settings.SourceId, KeyFetchCause.Other,
+                _stopped ? "the key source is stopped" : "no key set has been fetched yet", now);
+            bool report = _lastUnavailableReport is not { } last || now - last >= Settings.RefetchCooldown;
+            if (report) _lastUnavailableReport = now;
+            return new(KeyResolutionStatus.KeysUnavailable, null, null, retryAfter, failure, report);
+        }
+    }
 
     // The cooldown for unknown kids counts only fetches started for an unknown kid: the fetch at start or a
     // scheduled refresh must not delay picking up a rotation (GitLab publishes the new key without overlap).
@@ -264,16 +301,19 @@ internal sealed class KeySource
     {
         KeySet? newSet = null;
         string? error = null;
+        var cause = KeyFetchCause.Other;
         try
         {
             var bytes = await _http!.FetchAsync().ConfigureAwait(false);
             var parsed = JwksParser.Parse(bytes, _snapshot?.Set, _log());
             newSet = parsed.Set;
             error = parsed.Error;
+            cause = parsed.NotJson ? KeyFetchCause.InvalidJson : KeyFetchCause.InvalidKeySet;
         }
         catch (JwksFetchException e)
         {
             error = e.Message;
+            cause = e.Cause;
         }
         catch (Exception e)
         {
@@ -283,6 +323,7 @@ internal sealed class KeySource
         bool ok = newSet is not null;
         bool changed = false;
         TimeSpan next;
+        (KeyLogLevel Level, string Line)? state = null; // a change of state, logged once
         lock (_lock)
         {
             var now = _time.GetUtcNow();
@@ -292,7 +333,13 @@ internal sealed class KeySource
                 if (changed) _unknownKids.Clear();
                 _snapshot = new Snapshot(newSet!, now);
                 _lastSuccess = now;
+                if (_loggedFailure is not null)
+                    state = (KeyLogLevel.Notice, $"keys for {Settings.SourceId} available again: {newSet!.Count} key(s) after {_consecutiveFailures} failed " +
+                        $"fetch(es) since {_failingSince:yyyy-MM-ddTHH:mm:ssZ} (last: {_lastError})");
                 _lastError = null;
+                _lastFailure = null;
+                _loggedFailure = null;
+                _failingSince = null;
                 _consecutiveFailures = 0;
                 next = Settings.RefreshInterval;
             }
@@ -301,6 +348,21 @@ internal sealed class KeySource
                 ok = false;
                 _failures++;
                 _lastError = error ?? "stopped";
+                if (!_stopped)
+                {
+                    _failuresByCause[(int)cause]++;
+                    _lastFailure = new KeyFetchFailure(Settings.SourceId, cause, _lastError, now);
+                    _failingSince ??= now;
+                    bool usable = GetUsable(now) is not null;
+                    if (_loggedFailure != (cause, usable))
+                    {
+                        _loggedFailure = (cause, usable);
+                        state = (KeyLogLevel.Error, usable
+                            ? $"keys for {Settings.SourceId} could not be refreshed: {_lastError}; serving the last good key set " +
+                              $"(fetched {_snapshot!.FetchedAt:yyyy-MM-ddTHH:mm:ssZ}) until it is {Settings.StaleLimit.TotalSeconds:0} s old"
+                            : _lastFailure.Describe());
+                    }
+                }
                 _consecutiveFailures++;
                 var backoff = Settings.RefetchCooldown * Math.Pow(2, Math.Min(_consecutiveFailures - 1, 20));
                 next = backoff < Settings.RefreshInterval ? backoff : Settings.RefreshInterval;
@@ -312,11 +374,11 @@ internal sealed class KeySource
         var log = _log();
         if (log is not null)
         {
+            if (state is var (level, line)) log(level, line);
             if (ok && changed)
                 log(KeyLogLevel.Information, $"JWKS {Settings.SourceId}: loaded {newSet!.Count} key(s), generation {newSet.Generation}: {string.Join(", ", newSet.Kids)}");
-            else if (!ok && !_stopped)
-                log(_snapshot is null ? KeyLogLevel.Error : KeyLogLevel.Warning,
-                    $"JWKS {Settings.SourceId}: fetch failed ({error}); {(_snapshot is null ? "no keys available" : "serving the last good key set")}");
+            else if (!ok && !_stopped && state is null)
+                log(KeyLogLevel.Debug, $"JWKS {Settings.SourceId}: fetch failed again ({error})");
         }
         tcs.TrySetResult(ok);
         _firstFetch.TrySetResult();

@@ -202,6 +202,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
             return;
         }
         string code = result.ErrorCode!;
+        await ReportKeysFailureAsync(kong, result);
         await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would reject token ({code}): {result.Description}; {Describe(result)}");
         GitLabCiAuthMetrics.WouldDeny(code);
         // forwarded without identity: no identity header, no consumer header
@@ -215,6 +216,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
     private async ValueTask ExitTokenAsync(KongPdk kong, TokenResult result)
     {
         string code = result.ErrorCode!;
+        await ReportKeysFailureAsync(kong, result);
         await kong.Log.MessageAsync(PdkMethods.LogNotice, $"rejected token ({code}): {result.Description}; {Describe(result)}");
         var (status, headersOut) = result.Error switch
         {
@@ -231,6 +233,16 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         await ExitAsync(kong, status, ErrorResponses.Body(message, code), headersOut,
             new AuditRecord { Jti = result.Jti, TokenHash = result.TokenHash, Decision = "deny", Code = code, Mode = _mode });
     }
+
+    /// <summary>
+    /// keys_unavailable: why, with the key URL, in Kong's error log at `err` (shown at Kong's default log level, unlike
+    /// the server's own output, which Kong logs at `info`), once per key source and refetch cooldown. A log call is a
+    /// setter: it rides in the same write as the exit, no round trip of its own.
+    /// </summary>
+    private static ValueTask ReportKeysFailureAsync(KongPdk kong, TokenResult result) =>
+        result is { ReportKeysFailure: true, KeysFailure: { } failure }
+            ? kong.Log.MessageAsync(PdkMethods.LogErr, $"{failure.Describe()} (requests get 503 keys_unavailable; logged once per jwks_refetch_cooldown_seconds)")
+            : ValueTask.CompletedTask;
 
     private async ValueTask DenyAsync(KongPdk kong, TokenResult token, PolicyDecision decision, string trace)
     {

@@ -166,8 +166,8 @@ public sealed class GitLabTokenValidator : IDisposable
         var iss = LogString(p, "iss");
         var jti = LogString(p, "jti");
         var aud = LogAudience(p);
-        TokenResult Fail(TokenError e, string description, int retryAfter = 0) =>
-            TokenResult.Failure(e, description, kid, iss, aud, jti, tokenHash, retryAfter);
+        TokenResult Fail(TokenError e, string description, int retryAfter = 0, KeyFetchFailure? keys = null, bool report = false) =>
+            TokenResult.Failure(e, description, kid, iss, aud, jti, tokenHash, retryAfter, keys, report);
 
         // --- header ---
         if (h.TryGetProperty("crit", out _))
@@ -222,7 +222,8 @@ public sealed class GitLabTokenValidator : IDisposable
         switch (resolution.Status)
         {
             case KeyResolutionStatus.KeysUnavailable:
-                return Fail(TokenError.KeysUnavailable, "the issuer's signing keys are temporarily unavailable", resolution.RetryAfterSeconds);
+                return Fail(TokenError.KeysUnavailable, "the issuer's signing keys are temporarily unavailable", resolution.RetryAfterSeconds,
+                    resolution.Failure, resolution.Report);
             case KeyResolutionStatus.UnknownKey:
                 return Fail(TokenError.UnknownKey, "the token was signed with an unknown key");
         }

@@ -109,6 +109,15 @@ public sealed class TokenResult
     /// <summary>For keys_unavailable: seconds for the Retry-After header; else 0.</summary>
     public int RetryAfterSeconds { get; }
 
+    /// <summary>For keys_unavailable: why the issuer's key source has no usable keys (cause, message, URL); else null.</summary>
+    public Keys.KeyFetchFailure? KeysFailure { get; private init; }
+
+    /// <summary>
+    /// For keys_unavailable: true for the first such result of the key source within its refetch cooldown, the one
+    /// whose cause goes to Kong's error log (so a flood of requests writes one line per cooldown).
+    /// </summary>
+    public bool ReportKeysFailure { get; private init; }
+
     public ClaimSet? Claims { get; }
     public DateTimeOffset? ExpiresAt { get; }
     public DateTimeOffset? IssuedAt { get; }
@@ -141,11 +150,16 @@ public sealed class TokenResult
         new(TokenError.None, null, claims, expiresAt, issuedAt, jti, kid, issuer, audience, tokenHash, 0);
 
     public static TokenResult Failure(TokenError error, string description, string? kid = null, string? issuer = null,
-        string? audience = null, string? jti = null, string? tokenHash = null, int retryAfterSeconds = 0)
+        string? audience = null, string? jti = null, string? tokenHash = null, int retryAfterSeconds = 0,
+        Keys.KeyFetchFailure? keysFailure = null, bool reportKeysFailure = false)
     {
         if (error == TokenError.None) throw new ArgumentOutOfRangeException(nameof(error));
-        return new(error, description, null, null, null, jti, kid, issuer, audience, tokenHash,
-            error == TokenError.KeysUnavailable ? Math.Max(1, retryAfterSeconds) : 0);
+        bool keys = error == TokenError.KeysUnavailable;
+        return new(error, description, null, null, null, jti, kid, issuer, audience, tokenHash, keys ? Math.Max(1, retryAfterSeconds) : 0)
+        {
+            KeysFailure = keys ? keysFailure : null,
+            ReportKeysFailure = keys && reportKeysFailure,
+        };
     }
 
     public override string ToString() => IsValid

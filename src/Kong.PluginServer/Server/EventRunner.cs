@@ -41,7 +41,8 @@ internal static class EventRunner
             case KongExitedException:
                 return;  // a call after exit: the exit already ended the request
         }
-        log.Error($"instance {instance.Id}: plugin failed in {KongPhases.Name(phase)}: {e.GetType().Name}: {e.Message}");
+        // a request that makes the plugin throw can be sent at will: one line per kind of failure and interval
+        log.Limited(LogLevel.Error, $"instance {instance.Id}: plugin failed in {KongPhases.Name(phase)}: {e.GetType().Name}: {e.Message}");
         if (session.Exited) return;
         session.Kong.Log.MessageAsync(PdkMethods.LogErr, $"plugin failed in {KongPhases.Name(phase)}: {e.GetType().Name}: {e.Message}");
         if (KongPhases.CanExit(phase))

@@ -34,9 +34,13 @@ internal sealed class SharedHandler(string key, IPluginHandler handler)
 }
 
 /// <summary>
-/// The live instances. Ids are random positive int32s, never handed out twice by this process (and,
-/// being random, not repeated by a restarted one: Kong#8370). Instances with the same canonical config
-/// share one handler (compiled policy, caches). Only really idle instances expire.
+/// The live instances, and nothing of the closed or expired ones: memory follows what Kong uses now, however
+/// many instances it started before. Ids come from a counter that starts at a random point of the positive int32
+/// range, so a restarted server does not hand out the ids Kong's workers still cache from the previous process
+/// (Kong#8370; docs/protocol.md#instance-ids-and-recovery): an unknown id must get "no plugin instance", never
+/// another config's instance. The counter wraps after int.MaxValue and skips live ids, so no id is handed out twice
+/// within 2^31 starts. Instances with the same canonical config share one handler (compiled policy, caches). Only
+/// really idle instances expire.
 /// </summary>
 public sealed class InstanceRegistry : IDisposable
 {
@@ -45,8 +49,8 @@ public sealed class InstanceRegistry : IDisposable
     private readonly TimeSpan _idleTimeout;
     private readonly ConcurrentDictionary<int, PluginInstance> _instances = new();
     private readonly Dictionary<string, SharedHandler> _handlers = new(StringComparer.Ordinal);
-    private readonly HashSet<int> _issued = [];
     private readonly object _lock = new();
+    private int _lastId = RandomNumberGenerator.GetInt32(1, int.MaxValue); // guarded by _lock
     private readonly Timer? _sweeper;
 
     public InstanceRegistry(IKongPlugin plugin, ServerLog log, TimeSpan idleTimeout, bool sweep = true)
@@ -63,6 +67,9 @@ public sealed class InstanceRegistry : IDisposable
 
     public int Count => _instances.Count;
     public int HandlerCount { get { lock (_lock) return _handlers.Count; } }
+
+    /// <summary>Entries held in all of the registry's tables (instances, shared handlers): bounded by the live instances.</summary>
+    internal int Entries { get { lock (_lock) return _instances.Count + _handlers.Count; } }
 
     public bool TryGet(int id, out PluginInstance instance) => _instances.TryGetValue(id, out instance!);
 
@@ -136,12 +143,13 @@ public sealed class InstanceRegistry : IDisposable
         catch (Exception e) { _log.Warn($"disposing a handler failed: {e.Message}"); }
     }
 
+    /// <summary>The next id after the last one issued (under <see cref="_lock"/>).</summary>
     private int NewId()
     {
         while (true)
         {
-            int id = RandomNumberGenerator.GetInt32(1, int.MaxValue);
-            if (_issued.Add(id)) return id;
+            _lastId = _lastId == int.MaxValue ? 1 : _lastId + 1;
+            if (!_instances.ContainsKey(_lastId)) return _lastId; // only after 2^31 starts can a live id come round
         }
     }
 

@@ -11,6 +11,7 @@ namespace Kong.PluginServer.Server;
 public sealed class KongPluginServer : IAsyncDisposable
 {
     private readonly Socket _listener;
+    private readonly FileIdentity? _socketFile; // the socket file this server bound: removed at stop only while still at the path
     private readonly Thread _acceptThread;
     private readonly object _connLock = new();
     private readonly HashSet<Socket> _connections = [];
@@ -28,9 +29,13 @@ public sealed class KongPluginServer : IAsyncDisposable
             throw new ArgumentException($"unknown protocol '{options.Protocol}' ({PluginDump.ProtoBuf} or {PluginDump.MsgPack})");
         Registry = new InstanceRegistry(plugin, options.Log, options.InstanceIdleTimeout);
         _msgPackEvents = new Protocol.MsgPack.MsgPackEvents(this);
-        _listener = Bind(options);
+        _listener = Bind(options, out _socketFile);
         _acceptThread = new Thread(AcceptLoop) { IsBackground = true, Name = "kong-accept" };
+        _limitLine = $"connection limit {options.MaxConnections} reached; closing a new connection";
+        _limitSummary = $"connection limit {options.MaxConnections} reached; closed {{0}} more in the last {{1}} s";
     }
+
+    private readonly string _limitLine, _limitSummary;
 
     public IKongPlugin Plugin { get; }
     public ServerOptions Options { get; }
@@ -50,51 +55,12 @@ public sealed class KongPluginServer : IAsyncDisposable
         Options.Log.Info($"serving {Plugin.Info.Name} {Plugin.Info.Version} ({Options.Protocol}) on {Options.SocketPath}");
     }
 
-    private static Socket Bind(ServerOptions options)
-    {
-        string path = options.SocketPath;
-        if (File.Exists(path) || Directory.Exists(path))
-        {
-            if (Directory.Exists(path)) throw new IOException($"{path} is a directory");
-            if (IsLive(path)) throw new IOException($"another server is listening on {path}; refusing to replace it");
-            if (!IsSocketFile(path)) throw new IOException($"{path} exists and is not a socket; refusing to replace it");
-            File.Delete(path); // stale socket of a dead server
-        }
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (dir is not null && !Directory.Exists(dir)) throw new IOException($"socket directory {dir} does not exist");
-        var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            s.Bind(new UnixDomainSocketEndPoint(path));
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, options.SocketMode);
-            s.Listen(1024);
-        }
-        catch
-        {
-            s.Dispose();
-            throw;
-        }
-        return s;
-    }
-
-    /// <summary>open(2) on a Unix socket fails (ENXIO) while a regular file opens: only stale sockets are removed.</summary>
-    private static bool IsSocketFile(string path)
-    {
-        try
-        {
-            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            return false;
-        }
-        catch (IOException) { return true; }
-        catch (UnauthorizedAccessException) { return false; }
-    }
-
-    private static bool IsLive(string path)
-    {
-        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try { probe.Connect(new UnixDomainSocketEndPoint(path)); return true; }
-        catch (SocketException) { return false; }
-    }
+    /// <summary>
+    /// Listens on the socket path, taking it over from whatever listens there: on `kong reload` the new worker 0
+    /// starts this server while the old one still serves (docs/protocol.md#socket-file).
+    /// </summary>
+    private static Socket Bind(ServerOptions options, out FileIdentity? bound) =>
+        SocketFile.Bind(options.SocketPath, options.SocketMode, 1024, options.Log, out bound);
 
     private void AcceptLoop()
     {
@@ -114,7 +80,7 @@ public sealed class KongPluginServer : IAsyncDisposable
             {
                 if (_stopping || _connections.Count >= Options.MaxConnections)
                 {
-                    if (!_stopping) Options.Log.Error($"connection limit {Options.MaxConnections} reached; closing a new connection");
+                    if (!_stopping) Options.Log.Limited(LogLevel.Error, _limitLine, "connection limit", _limitSummary); // a flood: one line per interval
                     conn.Dispose();
                     continue;
                 }
@@ -263,10 +229,9 @@ public sealed class KongPluginServer : IAsyncDisposable
         _msgPackEvents.Dispose();
         try { _listener.Shutdown(SocketShutdown.Both); } catch { }
         _listener.Dispose();
-        // The runtime unlinks the socket it bound when the listener closes. Delete nothing later: during a
-        // `kong reload` a new server may already own the path while this one drains.
-        if (File.Exists(Options.SocketPath) && !IsLive(Options.SocketPath) && IsSocketFile(Options.SocketPath))
-            try { File.Delete(Options.SocketPath); } catch (IOException) { }
+        // During a `kong reload` a new server may own the path already while this one drains: only the file this
+        // server bound is removed (the runtime's own unlink at close hits the temporary name it was bound under)
+        SocketFile.RemoveIfOwn(Options.SocketPath, _socketFile, Options.Log);
         var deadline = DateTime.UtcNow + Options.ShutdownTimeout;
         while (InFlightEvents > 0 && DateTime.UtcNow < deadline) await Task.Delay(10).ConfigureAwait(false);
         if (InFlightEvents > 0) Options.Log.Warn($"{InFlightEvents} events still running at shutdown");

@@ -193,7 +193,7 @@ public sealed class KeyFetchingTests : IDisposable
         Assert.InRange(r.RetryAfterSeconds, 1, 30);
         Assert.False(v.Keys.Status.Usable);
         Assert.NotNull(v.Keys.Status.LastError);
-        Assert.Contains(_h.Logs, l => l.StartsWith("Error", StringComparison.Ordinal) && l.Contains("fetch failed"));
+        Assert.Single(_h.Logs, l => l.StartsWith("Error", StringComparison.Ordinal) && l.Contains($"keys for {_h.GitLab.DiscoveryUrl} unavailable: "));
 
         // Within the cooldown a request does not hammer the issuer.
         var connections = _h.GitLab.Connections;
@@ -265,16 +265,20 @@ public sealed class KeyFetchingTests : IDisposable
     }
 
     [Theory]
-    [InlineData(FakeGitLabFault.Garbage, "not valid JSON")]
-    [InlineData(FakeGitLabFault.HugeBody, "exceeds")]
-    [InlineData(FakeGitLabFault.Status500, "HTTP 500")]
-    [InlineData(FakeGitLabFault.Down, "request failed")]
-    public async Task Broken_key_endpoint_gives_keys_unavailable(FakeGitLabFault fault, string error)
+    [InlineData(FakeGitLabFault.Garbage, "not valid JSON", KeyFetchCause.InvalidJson)]
+    [InlineData(FakeGitLabFault.HugeBody, "exceeds", KeyFetchCause.BodyTooLarge)]
+    [InlineData(FakeGitLabFault.Status500, "HTTP 500", KeyFetchCause.HttpStatus)]
+    [InlineData(FakeGitLabFault.Down, "connection", KeyFetchCause.Connection)]
+    public async Task Broken_key_endpoint_gives_keys_unavailable(FakeGitLabFault fault, string error, KeyFetchCause cause)
     {
         _h.GitLab.SetFault(fault, FakeGitLab.KeysPath);
         var v = await _h.ValidatorAsync();
-        Assert.Equal(TokenErrors.KeysUnavailable, (await _h.ValidateAsync(v, _h.Minter.Mint())).ErrorCode);
+        var r = await _h.ValidateAsync(v, _h.Minter.Mint());
+        Assert.Equal(TokenErrors.KeysUnavailable, r.ErrorCode);
         Assert.Contains(error, v.Keys.Status.LastError);
+        Assert.True(cause == r.KeysFailure!.Cause, $"{r.KeysFailure.Cause}: {r.KeysFailure.Message}");
+        Assert.Equal(v.Keys.Status.LastError, r.KeysFailure.Message);
+        Assert.Equal(1, v.Keys.Status.FailuresByCause[(int)cause]);
     }
 
     [Fact]

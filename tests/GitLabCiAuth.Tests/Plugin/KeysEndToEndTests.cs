@@ -80,7 +80,7 @@ public sealed class KeysEndToEndTests
         Expect.Unavailable(r, out var retryAfter);
         Assert.InRange(retryAfter, 1, 30); // at most the refetch cooldown
         Assert.Equal("keys_unavailable", Expect.Str(Expect.Record(r), "code"));
-        Assert.Contains("(keys_unavailable)", Expect.Notice(r, "keys_unavailable"));
+        Assert.Contains("(keys_unavailable)", Expect.Notice(r, "rejected token"));
 
         // within the cooldown: still 503, and no new connection to the issuer
         int connections = h.GitLab.Connections;
@@ -93,6 +93,45 @@ public sealed class KeysEndToEndTests
         await h.AdvanceAsync(TimeSpan.FromSeconds(retryAfter));
         await h.AllowedAsync(entity, h.Minter.Mint());
         Assert.True(h.GitLab.KeysRequests >= 1);
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Keys_unavailable_goes_to_Kong_error_log_with_the_cause_and_the_url_once_per_cooldown(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol, ownGitLab: true);
+        h.GitLab.SetFault(FakeGitLabFault.Status500);
+        var entity = h.Add(c => c["jwks_refetch_cooldown_seconds"] = 30);
+        string cause = $"keys for {h.GitLab.DiscoveryUrl} unavailable: discovery document: HTTP 500 from {h.GitLab.DiscoveryUrl}";
+
+        var first = await h.RunAsync(entity, h.Minter.Mint());
+        Expect.Unavailable(first, out _);
+        var err = Assert.Single(first.Logs, l => l.Level == "err");
+        Assert.StartsWith(cause + " (requests get 503 keys_unavailable", err.Message);
+
+        var later = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => h.RunAsync(entity, h.Minter.Mint())));
+        foreach (var r in later)
+        {
+            Expect.Unavailable(r, out _);
+            Assert.DoesNotContain(r.Logs, l => l.Level == "err"); // once per cooldown, not per request
+        }
+        var quiet = later[^1];
+        // the server's log: one line for the source going bad, not one per request or per failed retry
+        Assert.Equal(["Error: " + cause], h.KeyLogs.Where(l => l.StartsWith("Error", StringComparison.Ordinal)));
+
+        h.Lease(entity);
+        await h.AdvanceAsync(TimeSpan.FromSeconds(30)); // a retry fails the same way: no new server line
+        var next = await h.RunAsync(entity, h.Minter.Mint());
+        Expect.Unavailable(next, out _);
+        Assert.StartsWith(cause, Assert.Single(next.Logs, l => l.Level == "err").Message); // the next cooldown: once more
+        if (protocol == KongProtocol.ProtoBuf)
+            Assert.True(next.ReceiveBatches == quiet.ReceiveBatches, $"{next.ReceiveBatches} vs {quiet.ReceiveBatches}"); // the err line rides in the exit's write
+        Assert.Single(h.KeyLogs, l => l.StartsWith("Error", StringComparison.Ordinal));
+
+        h.GitLab.SetFault(FakeGitLabFault.None);
+        await h.AdvanceAsync(TimeSpan.FromSeconds(60));
+        await h.AllowedAsync(entity, h.Minter.Mint());
+        Assert.Single(h.KeyLogs, l => l.StartsWith($"Notice: keys for {h.GitLab.DiscoveryUrl} available again", StringComparison.Ordinal));
     }
 
     [Theory]

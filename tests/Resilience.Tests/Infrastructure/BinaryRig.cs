@@ -96,6 +96,33 @@ public sealed class BinaryRig : IAsyncDisposable
         Host = await HostProcess.ServeAsync(Socket, _args);
     }
 
+    /// <summary>
+    /// Kong's reload: another server with the same arguments on the same socket while this one still serves. Returns
+    /// once connections to the socket reach the new one; the old one keeps running until the caller stops it.
+    /// </summary>
+    public async Task<HostProcess> StartSuccessorAsync()
+    {
+        var next = await HostProcess.StartAsync(_args);
+        try
+        {
+            await next.WaitUntilOwnsAsync(Socket);
+            return next;
+        }
+        catch
+        {
+            await next.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>The successor becomes the rig's server; the old process is killed if it still runs.</summary>
+    public async Task AdoptAsync(HostProcess successor)
+    {
+        var old = Host;
+        Host = successor;
+        await old.DisposeAsync();
+    }
+
     public async ValueTask DisposeAsync()
     {
         await Host.DisposeAsync();

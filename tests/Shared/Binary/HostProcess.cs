@@ -95,6 +95,26 @@ public sealed class HostProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits until connections to <paramref name="socketPath"/> reach this process (another server may listen there
+    /// first: a reload); fails if the process exits first.
+    /// </summary>
+    public async Task WaitUntilOwnsAsync(string socketPath)
+    {
+        var deadline = DateTime.UtcNow + Bound;
+        while (Posix.ListenerPid(socketPath) != Pid)
+        {
+            if (_process.HasExited)
+            {
+                await _pumps.WaitAsync(Bound);
+                throw new InvalidOperationException($"the host exited ({_process.ExitCode}) before owning {socketPath}; args: {string.Join(' ', Args)}\nstderr:\n{Stderr}");
+            }
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"connections to {socketPath} did not reach pid {Pid} within {Bound} (they reach {Posix.ListenerPid(socketPath)}); stderr:\n{Stderr}");
+            await Task.Delay(20);
+        }
+    }
+
     /// <summary>Waits (bounded) until stderr contains <paramref name="text"/>.</summary>
     public async Task WaitForStderrAsync(string text, TimeSpan? timeout = null)
     {

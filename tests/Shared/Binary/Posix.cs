@@ -40,6 +40,28 @@ public static class Posix
     }
 
     /// <summary>
+    /// The pid of the process whose listener a connection to <paramref name="path"/> reaches (SO_PEERCRED), or null
+    /// when nothing accepts there: which server owns a socket path that two of them bound.
+    /// </summary>
+    public static int? ListenerPid(string path)
+    {
+        const int SOL_SOCKET = 1, SO_PEERCRED = 17;
+        if (!File.Exists(path)) return null;
+        using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            s.Connect(new UnixDomainSocketEndPoint(path));
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+        var cred = new byte[12]; // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+        s.GetRawSocketOption(SOL_SOCKET, SO_PEERCRED, cred);
+        return BitConverter.ToInt32(cred, 0);
+    }
+
+    /// <summary>
     /// Leaves a stale socket file at <paramref name="path"/>, as a crashed server does: a bound Unix socket that
     /// nobody listens on any more. Done with libc directly, because .NET unlinks the file when its socket closes.
     /// </summary>

@@ -1,0 +1,164 @@
+using System.Collections.Concurrent;
+using Kong.PluginServer.Testing;
+using Resilience.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Resilience.Tests.KongSide;
+
+/// <summary>
+/// The socket across Kong's process supervision (docs/protocol.md#server-lifecycle, docs/protocol.md#socket-file):
+/// `kong reload` (the new worker 0 starts a server while the old one serves, then the old worker 0 sends it SIGTERM),
+/// a crash respawned a second later, and two servers binding one stale socket at once.
+/// </summary>
+public sealed class ReloadTests(ITestOutputHelper output)
+{
+    public static TheoryData<KongProtocol> Protocols => [KongProtocol.ProtoBuf, KongProtocol.MsgPack];
+
+    [Fact]
+    public async Task Reload_ProtoBuf_the_new_server_takes_the_socket_the_old_one_finishes_what_it_has_and_no_event_fails()
+    {
+        var (traffic, failuresAtExit) = await ReloadAsync(KongProtocol.ProtoBuf);
+        traffic.AssertClean(); // every event answered exactly, by whichever server had its connection
+        Assert.Equal(0, failuresAtExit);
+    }
+
+    /// <summary>
+    /// MsgPack:1 cannot replay on "closed" (docs/protocol.md#msgpack-errors): the stopping server answers events on
+    /// Kong's pooled connections with "no plugin instance (server stopping)" and keeps those connections open, so Kong
+    /// may replay onto them again; when the drain closes them, an event caught on one fails open. Such failures happen
+    /// only while the old server drains, and none once it has exited.
+    /// </summary>
+    [Fact]
+    public async Task Reload_MsgPack_events_fail_only_while_the_old_server_drains()
+    {
+        var (traffic, failuresAtExit) = await ReloadAsync(KongProtocol.MsgPack);
+        Assert.Equal(failuresAtExit, traffic.FailureCount); // nothing fails once the old server is gone
+        Assert.All(traffic.Failures, f => Assert.True(
+            f.Contains("server stopping", StringComparison.Ordinal) || f.Contains("error=no data", StringComparison.Ordinal)
+            || f.Contains("error=broken pipe", StringComparison.Ordinal) || f.Contains("error=closed", StringComparison.Ordinal), f));
+        Assert.True(traffic.Allowed > 0 && traffic.Refused > 0, traffic.Summary());
+    }
+
+    /// <summary>Traffic on the first server; a second one takes the socket over; SIGTERM to the first 0.5 s later.</summary>
+    private async Task<(GoodTraffic Traffic, long FailuresAtExit)> ReloadAsync(KongProtocol protocol)
+    {
+        await using var rig = await BinaryRig.StartAsync(protocol, "info");
+        await using var kong = rig.Simulator(workers: 2, failClosed: true);
+        var traffic = new GoodTraffic(kong, kong.AddPlugin(rig.ConfigJson()), rig.Minter);
+        using var stop = new CancellationTokenSource();
+        var run = traffic.RunAsync(loops: 4, stop.Token);
+
+        await Bounds.Until(() => traffic.Requests >= 200, "200 requests to the first server");
+        var old = rig.Host;
+        var successor = await rig.StartSuccessorAsync();   // new connections now reach the new server
+        long atTakeover = traffic.Requests;
+        await Task.Delay(500);
+        old.Signal(Posix.SIGTERM);                          // the old worker 0 stops its server
+        Assert.Equal(0, await old.WaitForExitAsync(Bounds.Hang));
+        long atExit = traffic.Requests, failuresAtExit = traffic.FailureCount;
+        await Bounds.Until(() => traffic.Requests >= atExit + 200, "200 requests after the old server exited");
+        stop.Cancel();
+        await run;
+
+        output.WriteLine($"{protocol}: {traffic.Summary()}; {atTakeover} requests before the takeover, {atExit} when the old server exited" +
+                         string.Concat(traffic.Failures.Take(5).Select(f => "\n  " + f)));
+        Assert.True(File.Exists(rig.Socket), "the old server removed the new server's socket");
+        Assert.Equal(successor.Pid, Posix.ListenerPid(rig.Socket));
+        Assert.Contains("took over", successor.Stderr);
+        Assert.Contains("belongs to another server", old.Stderr);
+        await rig.AdoptAsync(successor);
+        return (traffic, failuresAtExit);
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Crash_then_respawn_a_second_later_requests_recover_through_replay(KongProtocol protocol)
+    {
+        await using var rig = await BinaryRig.StartAsync(protocol, "warn");
+        await using var kong = rig.Simulator(workers: 2, failClosed: true);
+        var traffic = new GoodTraffic(kong, kong.AddPlugin(rig.ConfigJson()), rig.Minter);
+
+        // 0: before the kill, 1: the outage (or across it), 2: started after the new server listened
+        var results = new ConcurrentQueue<(int Phase, SimResult? Result, string? Problem)>();
+        int phase = 0, after = 0;
+        using var stop = new CancellationTokenSource();
+        var loops = Enumerable.Range(0, 4).Select(n => Task.Run(async () =>
+        {
+            var rng = new Random(n);
+            while (!stop.IsCancellationRequested)
+            {
+                int started = Volatile.Read(ref phase);
+                var (r, problem) = await traffic.TryOneAsync(n % 2, rng.Next(4));
+                int p = started == Volatile.Read(ref phase) ? started : 1;
+                results.Enqueue((p, r, problem));
+                if (p == 2) Interlocked.Increment(ref after);
+                if (problem is not null && p != 0) await Task.Delay(5); // the server is away: do not spin
+            }
+        })).ToArray();
+
+        await Bounds.Until(() => results.Count >= 200, "200 requests before the crash");
+        Volatile.Write(ref phase, 1);
+        await rig.KillAsync();
+        await Task.Delay(TimeSpan.FromSeconds(1)); // Kong respawns no sooner than a second after the last start
+        await rig.RestartAsync();
+        Volatile.Write(ref phase, 2);
+        await Bounds.Until(() => Volatile.Read(ref after) >= 200, "200 requests after the respawn");
+        stop.Cancel();
+        await Task.WhenAll(loops).Within();
+
+        var all = results.ToArray();
+        foreach (var x in all.Where(x => x.Phase != 1)) Assert.True(x.Problem is null, $"phase {x.Phase}: {x.Problem}: {x.Result}");
+        foreach (var x in all.Where(x => x.Phase == 1 && x.Problem is not null))
+        {
+            // the outage: never a pass with a wrong identity; ProtoBuf on Kong 3.8+ fails closed, MsgPack fails open
+            Assert.NotNull(x.Result);
+            Assert.Null(x.Result!.Exit);
+            Assert.True(protocol == KongProtocol.MsgPack || x.Result.Status == 500, $"outage: {x.Problem}: {x.Result}");
+        }
+        var recovered = all.Where(x => x.Phase == 2).ToArray();
+        // Kong's cached instance ids are stale after the respawn: the first events that reach the new server replay
+        int replays = all.Where(x => x.Phase != 0 && x.Problem is null).Sum(x => x.Result!.Retries);
+        Assert.True(replays >= 1, "no event was replayed after the respawn");
+        var oldIds = all.Where(x => x.Phase == 0).Select(x => x.Result!.InstanceId).ToHashSet();
+        var newIds = recovered.Select(x => x.Result!.InstanceId).ToHashSet();
+        Assert.Empty(oldIds.Intersect(newIds)); // the new process's ids do not name the old process's instances
+        output.WriteLine($"{protocol}: {all.Count(x => x.Phase == 0)} before, {all.Count(x => x.Phase == 1)} in the outage " +
+                         $"({all.Count(x => x.Phase == 1 && x.Problem is not null)} failed), {recovered.Length} after with {replays} replay(s)");
+    }
+
+    [Fact]
+    public async Task Two_servers_started_together_on_a_stale_socket_leave_exactly_one_reachable_and_the_file_in_place()
+    {
+        const int Rounds = 20;
+        var wins = new int[2];
+        for (int round = 0; round < Rounds; round++)
+        {
+            using var dir = new TempDir();
+            Posix.CreateStaleSocket(dir.DefaultSocket);
+            string[] args = ["-kong-prefix", dir.Path, "--log-level", "info"];
+            var started = await Task.WhenAll(HostProcess.StartAsync(args), HostProcess.StartAsync(args));
+            await using var a = started[0];
+            await using var b = started[1];
+            await a.WaitForStderrAsync(" serving ");
+            await b.WaitForStderrAsync(" serving "); // both bound and listen
+
+            int? owner = Posix.ListenerPid(dir.DefaultSocket);
+            Assert.True(owner == a.Pid || owner == b.Pid, $"round {round}: the socket reaches pid {owner}, neither {a.Pid} nor {b.Pid}");
+            var (winner, loser) = owner == a.Pid ? (a, b) : (b, a);
+            wins[owner == a.Pid ? 0 : 1]++;
+            for (int i = 0; i < 5; i++) Assert.Equal(winner.Pid, Posix.ListenerPid(dir.DefaultSocket)); // exactly one reachable
+            Assert.False(loser.HasExited, "the loser keeps running (Kong stops it; it must not take the socket with it)");
+            Assert.Equal(["gitlab-ci-auth.socket"], dir.Entries());
+
+            loser.Signal(Posix.SIGTERM);
+            Assert.Equal(0, await loser.WaitForExitAsync(Bounds.Hang));
+            Assert.True(File.Exists(dir.DefaultSocket), $"round {round}: the loser removed the winner's socket file");
+            Assert.Equal(winner.Pid, Posix.ListenerPid(dir.DefaultSocket));
+
+            winner.Signal(Posix.SIGTERM);
+            Assert.Equal(0, await winner.WaitForExitAsync(Bounds.Hang));
+            Assert.Empty(dir.Entries()); // the owner removes its own file
+        }
+        output.WriteLine($"{Rounds} rounds: the first started won {wins[0]}, the second {wins[1]}");
+    }
+}
