@@ -11,8 +11,9 @@ public enum LogLevel { Debug = 0, Info = 1, Notice = 2, Warn = 3, Error = 4, Off
 /// <para>
 /// Lines a client can make the server write at will are rate-limited: at most one line per cause and
 /// <see cref="RepeatInterval"/>, and one more line at the end of the interval counting what was suppressed
-/// (<see cref="Limited"/>). Per-connection lines (<c>connection N: ...</c>) are always limited that way, a cause
-/// being the line with its numbers left out; so are lines written through <see cref="Limited"/> by the server.
+/// (<see cref="Limited"/>). Per-connection lines (<c>connection N: ...</c>) and failed accepts (<c>accept failed: ...</c>,
+/// e.g. out of descriptors under a connection flood) are always limited that way, a cause being the line with its
+/// numbers left out; so are lines written through <see cref="Limited"/> by the server.
 /// </para>
 /// </summary>
 public sealed class ServerLog
@@ -160,9 +161,10 @@ public sealed class ServerLog
         if (reports is not null) foreach (var (level, line) in reports) WriteLine(level, line);
     }
 
-    /// <summary><c>connection N: ...</c>, the prefix of the lines that belong to one connection.</summary>
+    /// <summary><c>connection N: ...</c>, the prefix of the lines that belong to one connection, or a failed accept.</summary>
     private static bool IsConnectionLine(string message)
     {
+        if (message.StartsWith("accept failed:", StringComparison.Ordinal)) return true;
         const string prefix = "connection ";
         if (!message.StartsWith(prefix, StringComparison.Ordinal)) return false;
         int i = prefix.Length;
