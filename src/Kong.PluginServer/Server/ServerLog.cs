@@ -81,6 +81,7 @@ public sealed class ServerLog
         {
             if (!_repeats.TryGetValue(cause, out var r))
             {
+                if (_repeats.Count >= MaxCauses) ForgetIdleLocked(now);
                 if (_repeats.Count >= MaxCauses)
                 {
                     cause = OverflowCause;
@@ -105,6 +106,15 @@ public sealed class ServerLog
     }
 
     private long IntervalMs => (long)RepeatInterval.TotalMilliseconds;
+
+    /// <summary>Drops the causes whose interval is over with nothing suppressed (no report is due for them).</summary>
+    private void ForgetIdleLocked(long now)
+    {
+        List<string>? idle = null;
+        foreach (var (cause, r) in _repeats)
+            if (r.Suppressed == 0 && now - r.WindowStart >= IntervalMs) (idle ??= []).Add(cause);
+        if (idle is not null) foreach (var c in idle) _repeats.Remove(c);
+    }
 
     private sealed class Repeat(LogLevel level, string? summary)
     {
@@ -143,19 +153,15 @@ public sealed class ServerLog
         {
             _timerArmed = false;
             long next = long.MaxValue;
-            List<string>? idle = null;
-            foreach (var (cause, r) in _repeats)
+            ForgetIdleLocked(now);
+            foreach (var (_, r) in _repeats)
             {
                 long left = r.WindowStart + IntervalMs - now;
                 if (left > 0) { if (r.Suppressed > 0) next = Math.Min(next, left); continue; }
-                if (r.Suppressed > 0)
-                {
-                    (reports ??= []).Add((r.Level, ReportLocked(r)));
-                    r.WindowStart = now; // the report is this interval's line of the cause
-                }
-                else (idle ??= []).Add(cause);
+                if (r.Suppressed == 0) continue;
+                (reports ??= []).Add((r.Level, ReportLocked(r)));
+                r.WindowStart = now; // the report is this interval's line of the cause
             }
-            if (idle is not null) foreach (var c in idle) _repeats.Remove(c);
             if (next != long.MaxValue) ArmLocked(next);
         }
         if (reports is not null) foreach (var (level, line) in reports) WriteLine(level, line);

@@ -61,6 +61,19 @@ public class LogFloodTests
     }
 
     [Fact]
+    public async Task Causes_that_went_quiet_make_room_for_new_ones()
+    {
+        var w = new StringWriter();
+        var log = new ServerLog(TextWriter.Synchronized(w), LogLevel.Info, TimeSpan.FromMilliseconds(100));
+        for (int i = 0; i < ServerLog.MaxCauses; i++) log.Warn($"connection 1: unknown method m{(char)('a' + i % 26)}{(char)('a' + i / 26)}");
+        await Task.Delay(300);
+        log.Warn("connection 2: unknown method late");   // a new cause, written as itself
+        log.Warn("connection 3: unknown method later");  // and another: the quiet ones no longer take the places
+        Assert.Equal(ServerLog.MaxCauses + 2, Lines(w).Length);
+        Assert.EndsWith("connection 3: unknown method later", Lines(w)[^1]);
+    }
+
+    [Fact]
     public void Levels_below_the_log_level_are_not_counted_or_written()
     {
         var w = new StringWriter();
