@@ -217,10 +217,10 @@ public sealed class ServerProcess : IDisposable
         if (!cpuFirst) cpu = CpuSeconds();
         if (m is null) return new ServerSample(cpu, 0, 0, 0, false);
         return new ServerSample(cpu,
-            m.GetValueOrDefault("kong_pluginserver_events_total"),
-            m.GetValueOrDefault("kong_pluginserver_event_round_trips_total"),
+            m.GetValueOrDefault("pluginserver_events_total"),
+            m.GetValueOrDefault("pluginserver_event_round_trips_total"),
             m.GetValueOrDefault("dotnet_gc_allocated_bytes_total"),
-            m.ContainsKey("kong_pluginserver_events_total") && m.ContainsKey("dotnet_gc_allocated_bytes_total"));
+            m.ContainsKey("pluginserver_events_total") && m.ContainsKey("dotnet_gc_allocated_bytes_total"));
     }
 
     public void Dispose()

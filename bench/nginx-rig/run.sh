@@ -643,7 +643,7 @@ measure() { # scenario, round, paired noplugin req/s (empty for noplugin)
     | ($c0 | split(" ") | map(tonumber)) as $cs0 | ($c1 | split(" ") | map(tonumber)) as $cs1
     | (($st1[$s] // {}) as $b | ($st0[$s] // {}) as $a
         | reduce ($b | keys[]) as $k ({}; .[$k] = ($b[$k] - ($a[$k] // 0)))) as $rig
-    | (delta("kong_pluginserver_events_total")) as $events
+    | (delta("pluginserver_events_total")) as $events
     | {
         scenario: $s, round: $round, protocol: $protocol,
         requests: $req,
@@ -660,7 +660,7 @@ measure() { # scenario, round, paired noplugin req/s (empty for noplugin)
         plugin_errors: (if $protocol == "-" then 0 else (($rig.errors // 0) + ($rig.lua_errors // 0)) end),
         instance_starts: ($rig.starts // null),
         server_events: (if $m1 == {} then null else $events end),
-        server_round_trips_per_event: (if $m1 == {} then null else per(delta("kong_pluginserver_event_round_trips_total"); $events) end),
+        server_round_trips_per_event: (if $m1 == {} then null else per(delta("pluginserver_event_round_trips_total"); $events) end),
         server_alloc_bytes_per_event: (if $m1 == {} then null else per(delta("dotnet_gc_allocated_bytes_total"); $events) end),
         token_cache_hit_ratio: (delta("gitlab_ci_auth_token_cache_hits_total") as $h | delta("gitlab_ci_auth_token_cache_misses_total") as $mi
           | if $h + $mi > 0 then $h / ($h + $mi) else null end),

@@ -57,7 +57,7 @@ public static class Program
         Metrics.MetricsEndpoint? metrics = null;
         if (options.MetricsListen is not null)
         {
-            try { metrics = new Metrics.MetricsEndpoint(options.MetricsListen); }
+            try { metrics = new Metrics.MetricsEndpoint(options.MetricsListen, PluginCatalog.Version, options.Protocol); }
             catch (Exception e) when (e is System.Net.HttpListenerException or System.Net.Sockets.SocketException or InvalidOperationException)
             {
                 log.Error($"cannot serve metrics on {options.MetricsListen}: {e.Message}");

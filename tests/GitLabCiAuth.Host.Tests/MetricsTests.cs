@@ -15,7 +15,7 @@ public sealed partial class MetricsTests
     private const string Audience = "https://api.test";
 
     [Fact]
-    public async Task Metrics_are_valid_prometheus_text_and_count_events_and_decisions()
+    public async Task Metrics_are_valid_prometheus_text_and_count_events_and_decisions_per_route()
     {
         await using var gitlab = FakeGitLab.Start();
         var minter = new TokenMinter(gitlab, Audience);
@@ -23,33 +23,85 @@ public sealed partial class MetricsTests
         int port = FreePort();
         await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "-kong-prefix", dir.Path, "--metrics-listen", $"127.0.0.1:{port}");
         await using var kong = new KongSimulator(dir.DefaultSocket, KongProtocol.ProtoBuf, "gitlab-ci-auth", 1, new KongSimulatorOptions { Timeout = Example.KongTimeout });
-        var entity = kong.AddPlugin($$$"""
+        string config = $$$"""
             {"issuer": "{{{gitlab.Issuer}}}", "audiences": ["{{{Audience}}}"], "allow_insecure_http": true,
              "rules": [{"name": "main-only", "claims": {"ref": ["main"]}}]}
-            """);
+            """;
+        string route = Guid.NewGuid().ToString();
+        var entity = kong.AddPlugin(config, routeId: route);
+        var onService = kong.AddPlugin(config, serviceId: Guid.NewGuid().ToString()); // no route: route=""
         string token = minter.Mint();
         for (int i = 0; i < 3; i++) Assert.Equal(200, (await kong.Worker(0).RunAsync(entity, "access", Request(token))).Status);
         Assert.Equal(403, (await kong.Worker(0).RunAsync(entity, "access", Request(minter.Mint(b => b.Set("ref", "dev"))))).Status);
         Assert.Equal(401, (await kong.Worker(0).RunAsync(entity, "access", Request(null))).Status);
+        Assert.Equal(200, (await kong.Worker(0).RunAsync(onService, "access", Request(token))).Status);
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         var response = await http.GetAsync($"http://127.0.0.1:{port}/metrics");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.StartsWith("text/plain", response.Content.Headers.ContentType?.MediaType);
-        var samples = Parse(await response.Content.ReadAsStringAsync());
+        string text = await response.Content.ReadAsStringAsync();
+        var samples = Parse(text);
 
-        Assert.Equal(5, samples["kong_pluginserver_events_total"]);
-        Assert.Equal(5, samples["kong_pluginserver_event_duration_seconds_count"]);
-        Assert.Equal(3, samples["gitlab_ci_auth_decisions_total{outcome=\"allow\",code=\"allowed\"}"]);
-        Assert.Equal(1, samples["gitlab_ci_auth_decisions_total{outcome=\"deny\",code=\"no_rule_matched\"}"]);
-        Assert.Equal(1, samples["gitlab_ci_auth_decisions_total{outcome=\"deny\",code=\"token_missing\"}"]);
-        Assert.Equal(3, samples["gitlab_ci_auth_rule_hits_total{rule=\"main-only\"}"]);
+        Assert.Equal(6, samples["pluginserver_events_total"]);
+        Assert.Equal(6, samples["pluginserver_event_duration_seconds_count"]);
+        Assert.Equal(3, samples[$"gitlab_ci_auth_decisions_total{{route=\"{route}\",outcome=\"allow\",code=\"allowed\"}}"]);
+        Assert.Equal(1, samples[$"gitlab_ci_auth_decisions_total{{route=\"{route}\",outcome=\"deny\",code=\"no_rule_matched\"}}"]);
+        Assert.Equal(1, samples[$"gitlab_ci_auth_decisions_total{{route=\"{route}\",outcome=\"deny\",code=\"token_missing\"}}"]);
+        Assert.Equal(3, samples[$"gitlab_ci_auth_rule_hits_total{{route=\"{route}\",rule=\"main-only\"}}"]);
+        Assert.Equal(1, samples["gitlab_ci_auth_decisions_total{route=\"\",outcome=\"allow\",code=\"allowed\"}"]);
+        Assert.Equal(1, samples["gitlab_ci_auth_rule_hits_total{route=\"\",rule=\"main-only\"}"]);
         Assert.True(samples["gitlab_ci_auth_token_cache_hits_total"] >= 2, "the repeated token should hit the cache");
         Assert.True(samples.Where(s => s.Key.StartsWith("gitlab_ci_auth_jwks_fetches_total{", StringComparison.Ordinal) && s.Key.Contains("result=\"success\"")).Sum(s => s.Value) >= 1);
-        Assert.True(samples["kong_pluginserver_instances"] >= 1);
+        Assert.True(samples["pluginserver_instances"] >= 1);
         Assert.True(samples["dotnet_gc_allocated_bytes_total"] > 0);
         // every event of an allowed or denied call costs exactly 2 socket writes with the default settings
-        Assert.Equal(10, samples["kong_pluginserver_event_round_trips_total"]);
+        Assert.Equal(12, samples["pluginserver_event_round_trips_total"]);
+
+        // the build, and the process as /proc sees it (the published NativeAOT binary)
+        Assert.Equal(1, samples["gitlab_ci_auth_build_info{version=\"0.1.0\",protocol=\"ProtoBuf:1\"}"]);
+        var stat = File.ReadAllText($"/proc/{host.Pid}/statm").Split(' ');
+        double rss = double.Parse(stat[1], CultureInfo.InvariantCulture) * Environment.SystemPageSize;
+        Assert.InRange(samples["process_resident_memory_bytes"], rss / 2, rss * 2);
+        Assert.InRange(samples["process_open_fds"], 5, Posix.OpenFds(host.Pid) + 5);
+        Assert.True(samples["process_max_fds"] >= 1024);
+        Assert.True(samples["process_cpu_seconds_total"] > 0);
+        Assert.InRange(samples["process_start_time_seconds"], DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 600, DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 1);
+        // nothing that reads as Kong's own prometheus plugin
+        Assert.DoesNotContain(samples.Keys, k => k.StartsWith("kong_", StringComparison.Ordinal));
+        Assert.DoesNotContain("\nkong_", text);
+    }
+
+    [Fact]
+    public async Task Key_failures_reach_stderr_once_and_the_metric_by_cause()
+    {
+        await using var gitlab = FakeGitLab.Start();
+        var minter = new TokenMinter(gitlab, Audience);
+        using var dir = new TempDir();
+        int port = FreePort(), closed = FreePort();
+        string keys = $"http://127.0.0.1:{closed}/oauth/discovery/keys"; // nothing listens there: connection refused
+        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "-kong-prefix", dir.Path, "--metrics-listen", $"127.0.0.1:{port}");
+        await using var kong = new KongSimulator(dir.DefaultSocket, KongProtocol.ProtoBuf, "gitlab-ci-auth", 1, new KongSimulatorOptions { Timeout = Example.KongTimeout });
+        var entity = kong.AddPlugin($$$"""
+            {"issuer": "{{{gitlab.Issuer}}}", "audiences": ["{{{Audience}}}"], "allow_insecure_http": true, "jwks_uri": "{{{keys}}}",
+             "rules": [{"name": "any", "claims": {"project_id": ["*"]}}]}
+            """);
+
+        var results = new List<SimResult>();
+        for (int i = 0; i < 5; i++) results.Add(await kong.Worker(0).RunAsync(entity, "access", Request(minter.Mint())));
+
+        Assert.All(results, r => Assert.Equal(503, r.Status));
+        string cause = $"keys for {keys} unavailable: connection refused";
+        // Kong's error log (what Kong shows by default): once per cooldown, with the cause and the URL
+        Assert.StartsWith(cause, Assert.Single(results.SelectMany(r => r.Logs), l => l.Level == "err").Message);
+        // the server's own log: once for the change of state, at error
+        await host.WaitForStderrAsync(cause);
+        Assert.Single(host.Stderr.Split('\n'), l => l.Contains(" error " + cause, StringComparison.Ordinal));
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var samples = Parse(await http.GetStringAsync($"http://127.0.0.1:{port}/metrics"));
+        Assert.Equal(1, samples[$"gitlab_ci_auth_jwks_fetch_failures_total{{source=\"{keys}\",cause=\"connection_refused\"}}"]);
+        Assert.Equal(5, samples["gitlab_ci_auth_decisions_total{route=\"\",outcome=\"deny\",code=\"keys_unavailable\"}"]);
     }
 
     [Fact]

@@ -8,7 +8,9 @@ namespace GitLabCiAuth.Host.Metrics;
 /// <summary>
 /// `--metrics-listen 127.0.0.1:PORT`: Prometheus text at /metrics (prometheus-net does the exposition).
 /// Counters kept by the server and the plugin are copied in just before each scrape; the event latency
-/// histogram is observed per event.
+/// histogram is observed per event. Names: <c>pluginserver_</c> for the plugin server, <c>gitlab_ci_auth_</c> for the
+/// plugin (and the build), the usual <c>process_</c> and <c>dotnet_</c> for the process; never <c>kong_</c>, which is
+/// Kong's own prometheus plugin's.
 /// </summary>
 public sealed class MetricsEndpoint : IServerObserver, IDisposable
 {
@@ -19,24 +21,34 @@ public sealed class MetricsEndpoint : IServerObserver, IDisposable
     private readonly MetricServer _server;
     private KongPluginServer? _plugin;
 
-    public MetricsEndpoint(string hostPort)
+    /// <param name="hostPort">Where to listen (HOST:PORT).</param>
+    /// <param name="version">The binary's version, and <paramref name="protocol"/> the one it serves: the build-info labels.</param>
+    public MetricsEndpoint(string hostPort, string version, string protocol)
     {
         var (host, port) = Parse(hostPort);
         var f = Prometheus.Metrics.WithCustomRegistry(_registry);
-        _latency = f.CreateHistogram("kong_pluginserver_event_duration_seconds", "Time the server spent on one event (Kong's round trips included).",
+        _latency = f.CreateHistogram("pluginserver_event_duration_seconds", "Time the server spent on one event (Kong's round trips included).",
             new HistogramConfiguration { Buckets = LatencyBuckets });
 
-        var events = f.CreateCounter("kong_pluginserver_events_total", "Events served.");
-        var writes = f.CreateCounter("kong_pluginserver_event_round_trips_total", "Socket writes to Kong during events (round trips).");
-        var connections = f.CreateGauge("kong_pluginserver_connections", "Open Kong connections.");
-        var inFlight = f.CreateGauge("kong_pluginserver_events_in_flight", "Events being served.");
-        var instances = f.CreateGauge("kong_pluginserver_instances", "Live plugin instances.");
-        var handlers = f.CreateGauge("kong_pluginserver_handlers", "Distinct configs (instances with the same config share one).");
+        var events = f.CreateCounter("pluginserver_events_total", "Events served.");
+        var writes = f.CreateCounter("pluginserver_event_round_trips_total", "Socket writes to Kong during events (round trips).");
+        var connections = f.CreateGauge("pluginserver_connections", "Open Kong connections.");
+        var inFlight = f.CreateGauge("pluginserver_events_in_flight", "Events being served.");
+        var instances = f.CreateGauge("pluginserver_instances", "Live plugin instances.");
+        var handlers = f.CreateGauge("pluginserver_handlers", "Distinct configs (instances with the same config share one).");
         var allocated = f.CreateCounter("dotnet_gc_allocated_bytes_total", "Bytes allocated on the managed heap since start.");
         var gcs = f.CreateCounter("dotnet_gc_collections_total", "Garbage collections.", new CounterConfiguration { LabelNames = ["generation"] });
-        var decisions = f.CreateCounter("gitlab_ci_auth_decisions_total", "Decisions by outcome and code.", new CounterConfiguration { LabelNames = ["outcome", "code"] });
-        var ruleHits = f.CreateCounter("gitlab_ci_auth_rule_hits_total", "Deciding rule of each policy decision.", new CounterConfiguration { LabelNames = ["rule"] });
-        var wouldDeny = f.CreateCounter("gitlab_ci_auth_dry_run_would_deny_total", "Requests a dry_run route let through that enforce would deny.", new CounterConfiguration { LabelNames = ["code"] });
+        var cpu = f.CreateCounter("process_cpu_seconds_total", "User and system CPU time spent, in seconds.");
+        var resident = f.CreateGauge("process_resident_memory_bytes", "Resident memory size, in bytes.");
+        var virtualMemory = f.CreateGauge("process_virtual_memory_bytes", "Virtual memory size, in bytes.");
+        var openFds = f.CreateGauge("process_open_fds", "Open file descriptors.");
+        var maxFds = f.CreateGauge("process_max_fds", "The limit of open file descriptors.");
+        var started = f.CreateGauge("process_start_time_seconds", "Start time of the process since the epoch, in seconds.");
+        var build = f.CreateGauge("gitlab_ci_auth_build_info", "The binary's version and the Kong protocol it serves; always 1.",
+            new GaugeConfiguration { LabelNames = ["version", "protocol"] });
+        var decisions = f.CreateCounter("gitlab_ci_auth_decisions_total", "Decisions by route, outcome and code.", new CounterConfiguration { LabelNames = ["route", "outcome", "code"] });
+        var ruleHits = f.CreateCounter("gitlab_ci_auth_rule_hits_total", "Deciding rule of each policy decision, by route.", new CounterConfiguration { LabelNames = ["route", "rule"] });
+        var wouldDeny = f.CreateCounter("gitlab_ci_auth_dry_run_would_deny_total", "Requests a dry_run route let through that enforce would deny.", new CounterConfiguration { LabelNames = ["route", "code"] });
         var fetches = f.CreateCounter("gitlab_ci_auth_jwks_fetches_total", "Key set fetches by result.", new CounterConfiguration { LabelNames = ["source", "result"] });
         var fetchFailures = f.CreateCounter("gitlab_ci_auth_jwks_fetch_failures_total", "Failed key set fetches by cause (connection_refused, connection, name_resolution, tls, timeout, http_status, body_too_large, invalid_json, invalid_key_set, discovery, other).",
             new CounterConfiguration { LabelNames = ["source", "cause"] });
@@ -45,6 +57,8 @@ public sealed class MetricsEndpoint : IServerObserver, IDisposable
         var cacheHits = f.CreateCounter("gitlab_ci_auth_token_cache_hits_total", "Verified-token cache hits.");
         var cacheMisses = f.CreateCounter("gitlab_ci_auth_token_cache_misses_total", "Verified-token cache misses.");
         var cacheSize = f.CreateGauge("gitlab_ci_auth_token_cache_entries", "Tokens in the verified-token caches.");
+        build.WithLabels(version, protocol).Set(1);
+        started.Set(ProcessStats.StartTimeSeconds);
 
         _registry.AddBeforeCollectCallback(() =>
         {
@@ -59,9 +73,15 @@ public sealed class MetricsEndpoint : IServerObserver, IDisposable
             }
             allocated.IncTo(GC.GetTotalAllocatedBytes());
             for (int g = 0; g <= GC.MaxGeneration; g++) gcs.WithLabels(g.ToString(System.Globalization.CultureInfo.InvariantCulture)).IncTo(GC.CollectionCount(g));
-            foreach (var ((outcome, code), n) in GitLabCiAuthMetrics.Decisions) decisions.WithLabels(outcome, code).IncTo(n);
-            foreach (var (rule, n) in GitLabCiAuthMetrics.RuleHits) ruleHits.WithLabels(rule).IncTo(n);
-            foreach (var (code, n) in GitLabCiAuthMetrics.WouldDenyByCode) wouldDeny.WithLabels(code).IncTo(n);
+            cpu.IncTo(ProcessStats.CpuSeconds);
+            var (rss, vsz) = ProcessStats.Memory();
+            resident.Set(rss);
+            virtualMemory.Set(vsz);
+            openFds.Set(ProcessStats.OpenFds());
+            maxFds.Set(ProcessStats.MaxFds());
+            foreach (var ((route, outcome, code), n) in GitLabCiAuthMetrics.Decisions) decisions.WithLabels(route, outcome, code).IncTo(n);
+            foreach (var ((route, rule), n) in GitLabCiAuthMetrics.RuleHits) ruleHits.WithLabels(route, rule).IncTo(n);
+            foreach (var ((route, code), n) in GitLabCiAuthMetrics.WouldDenyByCode) wouldDeny.WithLabels(route, code).IncTo(n);
             var now = DateTimeOffset.UtcNow;
             foreach (var s in JwksKeyStore.Shared.GetStatus())
             {

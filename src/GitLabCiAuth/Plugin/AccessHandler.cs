@@ -63,7 +63,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         // since nothing this plugin lets through could be trusted
         if (sent.Lines >= MaxHeaders)
         {
-            GitLabCiAuthMetrics.Token(TooManyHeaders);
+            GitLabCiAuthMetrics.Token(GitLabCiAuthMetrics.Route(kong), TooManyHeaders);
             await ExitTokenAsync(kong, TooManyHeaders);
             return;
         }
@@ -81,7 +81,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
             > 1 => TokenResult.Failure(TokenError.TokenMalformed, $"more than one {_tokenHeader} header"),
             _ => await validator.ValidateAsync(headers.First(_tokenHeader)),
         };
-        GitLabCiAuthMetrics.Token(result);
+        GitLabCiAuthMetrics.Token(GitLabCiAuthMetrics.Route(kong), result);
 
         if (!result.IsValid)
         {
@@ -96,7 +96,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
 
         var claims = result.Claims!;
         var decision = compiled.Policy.Evaluate(claims, method, path);
-        GitLabCiAuthMetrics.Policy(decision);
+        GitLabCiAuthMetrics.Policy(GitLabCiAuthMetrics.Route(kong), decision);
         if (!decision.Allowed)
         {
             string trace = compiled.Policy.Explain(claims, method, path).ToString();
@@ -105,7 +105,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
                 await DenyAsync(kong, result, decision, trace);
                 return;
             }
-            GitLabCiAuthMetrics.WouldDeny(decision.Code!);
+            GitLabCiAuthMetrics.WouldDeny(GitLabCiAuthMetrics.Route(kong), decision.Code!);
             await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would deny ({decision.Code}) {Describe(result)}: {trace}");
             await AllowAsync(kong, sent, result, decision, wouldBe: "deny", trace);
             return;
@@ -164,7 +164,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
                     return;
                 }
                 // dry_run: enforce would answer 403 consumer_not_found; mark the record with that (unless the policy already denied)
-                GitLabCiAuthMetrics.WouldDeny("consumer_not_found");
+                GitLabCiAuthMetrics.WouldDeny(GitLabCiAuthMetrics.Route(kong), "consumer_not_found");
                 await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would deny (consumer_not_found) {Describe(token)}");
                 if (wouldBe != "deny") (wouldBe, consumerCode) = ("deny", "consumer_not_found");
             }
@@ -204,7 +204,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         string code = result.ErrorCode!;
         await ReportKeysFailureAsync(kong, result);
         await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would reject token ({code}): {result.Description}; {Describe(result)}");
-        GitLabCiAuthMetrics.WouldDeny(code);
+        GitLabCiAuthMetrics.WouldDeny(GitLabCiAuthMetrics.Route(kong), code);
         // forwarded without identity: no identity header, no consumer header
         await ForwardAsync(kong, sent, UpstreamIdentity.None, config.HideCredentials);
         await kong.Log.SetSerializeValueAsync(config.LogField, new AuditRecord

@@ -4,16 +4,23 @@ using GitLabCiAuth.Tokens;
 
 namespace GitLabCiAuth.Plugin;
 
-/// <summary>Process-wide counters of what the plugin decided (exposed as Prometheus metrics by the host).</summary>
+/// <summary>
+/// Process-wide counters of what the plugin decided (exposed as Prometheus metrics by the host), per route: the
+/// route id Kong put in the instance config (<see cref="Kong.PluginServer.Pdk.KongPdk.Scope"/>, no PDK call), or
+/// <c>""</c> for a plugin on a service or global.
+/// </summary>
 public static class GitLabCiAuthMetrics
 {
-    private static readonly ConcurrentDictionary<(string Outcome, string Code), long> s_decisions = new();
-    private static readonly ConcurrentDictionary<string, long> s_ruleHits = new();
-    private static readonly ConcurrentDictionary<string, long> s_wouldDeny = new();
+    private static readonly ConcurrentDictionary<(string Route, string Outcome, string Code), long> s_decisions = new();
+    private static readonly ConcurrentDictionary<(string Route, string Rule), long> s_ruleHits = new();
+    private static readonly ConcurrentDictionary<(string Route, string Code), long> s_wouldDeny = new();
 
-    public static IEnumerable<KeyValuePair<(string Outcome, string Code), long>> Decisions => s_decisions;
-    public static IEnumerable<KeyValuePair<string, long>> RuleHits => s_ruleHits;
-    public static IEnumerable<KeyValuePair<string, long>> WouldDenyByCode => s_wouldDeny;
+    public static IEnumerable<KeyValuePair<(string Route, string Outcome, string Code), long>> Decisions => s_decisions;
+    public static IEnumerable<KeyValuePair<(string Route, string Rule), long>> RuleHits => s_ruleHits;
+    public static IEnumerable<KeyValuePair<(string Route, string Code), long>> WouldDenyByCode => s_wouldDeny;
+
+    /// <summary>The <c>route</c> label of an event: its instance's route id, or <c>""</c>.</summary>
+    internal static string Route(Kong.PluginServer.Pdk.KongPdk kong) => kong.Scope.RouteId ?? "";
 
     private static readonly ConcurrentDictionary<VerifiedTokenCache, byte> s_caches = new();
     private static long s_retiredHits, s_retiredMisses;
@@ -38,16 +45,16 @@ public static class GitLabCiAuthMetrics
         Interlocked.Add(ref s_retiredMisses, cache.Misses);
     }
 
-    internal static void Token(TokenResult r)
+    internal static void Token(string route, TokenResult r)
     {
-        if (!r.IsValid) s_decisions.AddOrUpdate(("deny", r.ErrorCode!), 1, static (_, v) => v + 1);
+        if (!r.IsValid) s_decisions.AddOrUpdate((route, "deny", r.ErrorCode!), 1, static (_, v) => v + 1);
     }
 
-    internal static void Policy(PolicyDecision d)
+    internal static void Policy(string route, PolicyDecision d)
     {
-        s_decisions.AddOrUpdate((d.Allowed ? "allow" : "deny", d.Code ?? "allowed"), 1, static (_, v) => v + 1);
-        if (d.Rule is not null) s_ruleHits.AddOrUpdate(d.Rule, 1, static (_, v) => v + 1);
+        s_decisions.AddOrUpdate((route, d.Allowed ? "allow" : "deny", d.Code ?? "allowed"), 1, static (_, v) => v + 1);
+        if (d.Rule is not null) s_ruleHits.AddOrUpdate((route, d.Rule), 1, static (_, v) => v + 1);
     }
 
-    internal static void WouldDeny(string code) => s_wouldDeny.AddOrUpdate(code, 1, static (_, v) => v + 1);
+    internal static void WouldDeny(string route, string code) => s_wouldDeny.AddOrUpdate((route, code), 1, static (_, v) => v + 1);
 }

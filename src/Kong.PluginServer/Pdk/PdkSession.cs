@@ -33,6 +33,9 @@ public abstract class PdkSession
 
     public KongPhase Phase { get; protected set; }
 
+    /// <summary>The scope of the instance the current event runs for (set before the handler is called).</summary>
+    public InstanceScope Scope { get; internal set; } = InstanceScope.None;
+
     /// <summary>True once kong.response.exit was sent: nothing more may be sent for this event.</summary>
     public bool Exited { get; protected set; }
 

@@ -13,6 +13,7 @@ internal static class EventRunner
     public static ValueTask StartAsync(PluginInstance instance, KongPhase phase, PdkSession session, ServerLog log)
     {
         ValueTask task;
+        session.Scope = instance.Scope;
         try
         {
             task = instance.Handler.HandleAsync(phase, session.Kong);

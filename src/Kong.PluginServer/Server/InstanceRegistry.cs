@@ -7,15 +7,19 @@ namespace Kong.PluginServer.Server;
 /// <summary>One plugin instance: an id Kong caches per worker and plugin entity, bound to a handler.</summary>
 public sealed class PluginInstance
 {
-    internal PluginInstance(int id, SharedHandler handler, long startedAt)
+    internal PluginInstance(int id, SharedHandler handler, long startedAt, InstanceScope scope)
     {
         Id = id;
         Shared = handler;
         StartedAt = startedAt;
+        Scope = scope;
         Touch();
     }
 
     public int Id { get; }
+
+    /// <summary>The route, service and consumer the instance's plugin entity is scoped to, as Kong's config says.</summary>
+    public InstanceScope Scope { get; }
     public long StartedAt { get; }
     internal SharedHandler Shared { get; }
     public IPluginHandler Handler => Shared.Handler;
@@ -77,6 +81,7 @@ public sealed class InstanceRegistry : IDisposable
     public PluginInstance Start(ReadOnlySpan<byte> configJson)
     {
         var canonical = _plugin.Canonicalize(configJson);
+        var scope = InstanceScope.Read(configJson);
         string key = Convert.ToBase64String(SHA256.HashData(canonical));
         SharedHandler? shared;
         lock (_lock) _handlers.TryGetValue(key, out shared);
@@ -95,7 +100,7 @@ public sealed class InstanceRegistry : IDisposable
         {
             shared.RefCount++;
             int id = NewId();
-            var inst = new PluginInstance(id, shared, DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+            var inst = new PluginInstance(id, shared, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), scope);
             _instances[id] = inst;
             return inst;
         }

@@ -11,8 +11,9 @@ public enum LogLevel { Debug = 0, Info = 1, Notice = 2, Warn = 3, Error = 4, Off
 /// <para>
 /// Lines a client can make the server write at will are rate-limited: at most one line per cause and
 /// <see cref="RepeatInterval"/>, and one more line at the end of the interval counting what was suppressed
-/// (<see cref="Limited"/>). Per-connection lines (<c>connection N: ...</c>) are always limited that way, a cause
-/// being the line with its numbers left out; so are lines written through <see cref="Limited"/> by the server.
+/// (<see cref="Limited"/>). Per-connection lines (<c>connection N: ...</c>) and failed accepts (<c>accept failed: ...</c>,
+/// e.g. out of descriptors under a connection flood) are always limited that way, a cause being the line with its
+/// numbers left out; so are lines written through <see cref="Limited"/> by the server.
 /// </para>
 /// </summary>
 public sealed class ServerLog
@@ -80,6 +81,7 @@ public sealed class ServerLog
         {
             if (!_repeats.TryGetValue(cause, out var r))
             {
+                if (_repeats.Count >= MaxCauses) ForgetIdleLocked(now);
                 if (_repeats.Count >= MaxCauses)
                 {
                     cause = OverflowCause;
@@ -104,6 +106,15 @@ public sealed class ServerLog
     }
 
     private long IntervalMs => (long)RepeatInterval.TotalMilliseconds;
+
+    /// <summary>Drops the causes whose interval is over with nothing suppressed (no report is due for them).</summary>
+    private void ForgetIdleLocked(long now)
+    {
+        List<string>? idle = null;
+        foreach (var (cause, r) in _repeats)
+            if (r.Suppressed == 0 && now - r.WindowStart >= IntervalMs) (idle ??= []).Add(cause);
+        if (idle is not null) foreach (var c in idle) _repeats.Remove(c);
+    }
 
     private sealed class Repeat(LogLevel level, string? summary)
     {
@@ -142,27 +153,24 @@ public sealed class ServerLog
         {
             _timerArmed = false;
             long next = long.MaxValue;
-            List<string>? idle = null;
-            foreach (var (cause, r) in _repeats)
+            ForgetIdleLocked(now);
+            foreach (var (_, r) in _repeats)
             {
                 long left = r.WindowStart + IntervalMs - now;
                 if (left > 0) { if (r.Suppressed > 0) next = Math.Min(next, left); continue; }
-                if (r.Suppressed > 0)
-                {
-                    (reports ??= []).Add((r.Level, ReportLocked(r)));
-                    r.WindowStart = now; // the report is this interval's line of the cause
-                }
-                else (idle ??= []).Add(cause);
+                if (r.Suppressed == 0) continue;
+                (reports ??= []).Add((r.Level, ReportLocked(r)));
+                r.WindowStart = now; // the report is this interval's line of the cause
             }
-            if (idle is not null) foreach (var c in idle) _repeats.Remove(c);
             if (next != long.MaxValue) ArmLocked(next);
         }
         if (reports is not null) foreach (var (level, line) in reports) WriteLine(level, line);
     }
 
-    /// <summary><c>connection N: ...</c>, the prefix of the lines that belong to one connection.</summary>
+    /// <summary><c>connection N: ...</c>, the prefix of the lines that belong to one connection, or a failed accept.</summary>
     private static bool IsConnectionLine(string message)
     {
+        if (message.StartsWith("accept failed:", StringComparison.Ordinal)) return true;
         const string prefix = "connection ";
         if (!message.StartsWith(prefix, StringComparison.Ordinal)) return false;
         int i = prefix.Length;

@@ -37,14 +37,16 @@ public class LogFloodTests
             log.Warn($"connection {i}: closing: frame of {100 + i} bytes is over the 64-byte limit");
             log.Info($"connection {i}: no plugin instance {7000 + i}; closing so that Kong restarts it");
         }
+        for (int i = 0; i < 100; i++) log.Warn("accept failed: TooManyOpenSockets"); // out of descriptors: one line
         log.Error("connection 9: instance refused: issuer: required");          // another cause: written
         log.Info("instance 5 started");                                         // not a per-connection line
         log.Info("instance 6 started");
         var lines = Lines(w);
-        Assert.Equal(5, lines.Length);
+        Assert.Equal(6, lines.Length);
         Assert.Contains(lines, l => l.EndsWith("connection 0: closing: frame of 100 bytes is over the 64-byte limit", StringComparison.Ordinal));
 
-        await T.Until(() => Lines(w).Length == 7, "the reports of both causes");
+        await T.Until(() => Lines(w).Length == 9, "the reports of the three causes");
+        Assert.Contains(Lines(w), l => l.EndsWith(" warn accept failed: TooManyOpenSockets [99 more like this in the last 0.3 s]", StringComparison.Ordinal));
         Assert.Contains(Lines(w), l => l.Contains(" warn connection 499: closing: frame of 599 bytes is over the 64-byte limit [499 more like this in the last 0.3 s]", StringComparison.Ordinal));
         Assert.Contains(Lines(w), l => l.Contains(" info connection 499: no plugin instance 7499; closing so that Kong restarts it [499 more like this", StringComparison.Ordinal));
     }
@@ -56,6 +58,19 @@ public class LogFloodTests
         var log = new ServerLog(w, LogLevel.Info);
         for (int i = 0; i < 5000; i++) log.Warn($"connection {i}: unknown method m{(char)('a' + i % 26)}{(char)('a' + i / 26 % 26)}{(char)('a' + i / 676 % 26)}");
         Assert.Equal(ServerLog.MaxCauses + 1, Lines(w).Length); // every distinct cause beyond the limit shares one line
+    }
+
+    [Fact]
+    public async Task Causes_that_went_quiet_make_room_for_new_ones()
+    {
+        var w = new StringWriter();
+        var log = new ServerLog(TextWriter.Synchronized(w), LogLevel.Info, TimeSpan.FromMilliseconds(100));
+        for (int i = 0; i < ServerLog.MaxCauses; i++) log.Warn($"connection 1: unknown method m{(char)('a' + i % 26)}{(char)('a' + i / 26)}");
+        await Task.Delay(300);
+        log.Warn("connection 2: unknown method late");   // a new cause, written as itself
+        log.Warn("connection 3: unknown method later");  // and another: the quiet ones no longer take the places
+        Assert.Equal(ServerLog.MaxCauses + 2, Lines(w).Length);
+        Assert.EndsWith("connection 3: unknown method later", Lines(w)[^1]);
     }
 
     [Fact]

@@ -42,8 +42,8 @@ public sealed class Metrics(int port) : IDisposable
         return sum;
     }
 
-    public async Task<double> ConnectionsAsync() => await GetAsync("kong_pluginserver_connections");
-    public async Task<double> InFlightAsync() => await GetAsync("kong_pluginserver_events_in_flight");
+    public async Task<double> ConnectionsAsync() => await GetAsync("pluginserver_connections");
+    public async Task<double> InFlightAsync() => await GetAsync("pluginserver_events_in_flight");
 
     /// <summary>Waits until <paramref name="name"/> satisfies <paramref name="ok"/>; returns the last value.</summary>
     public async Task<double> UntilAsync(string name, Func<double, bool> ok, string what)

@@ -47,7 +47,7 @@ public sealed class DropAndProbeTests(ITestOutputHelper output)
             traffic.AssertClean();
         }
         int id = await FuzzSetup.StartInstanceAsync(rig, rig.ConfigJson(c => c["__seq__"] = 77));
-        await metrics.UntilAsync("kong_pluginserver_connections", v => v == 0, "the warm-up connections closed");
+        await metrics.UntilAsync("pluginserver_connections", v => v == 0, "the warm-up connections closed");
         await Task.Delay(100);
         return new Setup(rig, metrics, rig.Sample(), id, config);
     }
@@ -56,7 +56,7 @@ public sealed class DropAndProbeTests(ITestOutputHelper output)
     private async Task AssertRecoveredAsync(Setup s, string scenario)
     {
         Assert.False(s.Rig.Host.HasExited, $"the server died ({scenario}); stderr:\n{s.Rig.Host.Stderr}");
-        await s.Metrics.UntilAsync("kong_pluginserver_connections", v => v == 0, "every connection is closed on the server side");
+        await s.Metrics.UntilAsync("pluginserver_connections", v => v == 0, "every connection is closed on the server side");
         var after = await s.Rig.SettleAsync(s.Baseline.Fds + FdSlack, scenario);
         // parked worker threads serve the connections: their number follows the peak concurrency, not the connection count
         Assert.True(after.Threads <= s.Baseline.Threads + MaxWorkerGrowth, $"threads grew from {s.Baseline} to {after}");
@@ -141,7 +141,7 @@ public sealed class DropAndProbeTests(ITestOutputHelper output)
             stalled.Add(c);
             writes.Add(c.SendAsync(Pipelined(protocol, s.InstanceId, 150_000)).ContinueWith(_ => { }, TaskScheduler.Default));
         }
-        await s.Metrics.UntilAsync("kong_pluginserver_connections", v => v >= Stalled, "the stalled clients are connected");
+        await s.Metrics.UntilAsync("pluginserver_connections", v => v >= Stalled, "the stalled clients are connected");
         await Task.Delay(500); // let the server fill their buffers
 
         await using (var kong = rig.Simulator(workers: 2))
@@ -213,7 +213,7 @@ public sealed class DropAndProbeTests(ITestOutputHelper output)
                     Assert.True(await c.WaitForCloseAsync(), "the server kept a probe open after its EOF");
                 }
             });
-            await s.Metrics.UntilAsync("kong_pluginserver_connections", v => v <= 4, "the probes are closed");
+            await s.Metrics.UntilAsync("pluginserver_connections", v => v <= 4, "the probes are closed");
             samples.Add(s.Rig.Sample());
         }
         stop.Cancel();
