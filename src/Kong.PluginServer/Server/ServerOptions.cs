@@ -27,6 +27,15 @@ public sealed class ServerOptions
     /// <summary>On SIGTERM, how long in-flight events may take to finish. Default 10 s.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Event loop threads serving the connections. Default: the number of cores, at most 4 (Kong's load is many short
+    /// events; a loop handles every ready connection per wake-up).
+    /// </summary>
+    public int IoThreads { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 4);
+
+    /// <summary>A connection idle this long in the middle of a frame or message is closed. Default 30 s.</summary>
+    public TimeSpan FrameIdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Concurrent connections served; more are closed at once and logged. Default 4096.</summary>
     public int MaxConnections { get; init; } = 4096;
 
