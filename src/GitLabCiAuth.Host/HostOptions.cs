@@ -26,6 +26,9 @@ public sealed class HostOptions
     public TimeSpan InstanceIdleTimeout { get; private set; } = TimeSpan.FromHours(1);
     public TimeSpan ShutdownTimeout { get; private set; } = TimeSpan.FromSeconds(10);
     public int MaxConnections { get; private set; } = 4096;
+    public int IoThreads { get; private set; } = new ServerOptions { SocketPath = "" }.IoThreads;
+    public int IoSpinMicroseconds { get; private set; }
+    public TimeSpan FrameIdleTimeout { get; private set; } = TimeSpan.FromSeconds(30);
     public string? MetricsListen { get; private set; }
 
     public string SocketPath => Socket ?? Path.Combine(KongPrefix, SocketName);
@@ -106,6 +109,9 @@ public sealed class HostOptions
                 case "instance-idle-timeout": o.InstanceIdleTimeout = TimeSpan.FromSeconds(Number(raw, Value(), 1, 7 * 86400)); break;
                 case "shutdown-timeout": o.ShutdownTimeout = TimeSpan.FromSeconds(Number(raw, Value(), 0, 3600)); break;
                 case "max-connections": o.MaxConnections = (int)Number(raw, Value(), 1, 1_000_000); break;
+                case "io-threads": o.IoThreads = (int)Number(raw, Value(), 1, 64); break;
+                case "io-spin-us": o.IoSpinMicroseconds = (int)Number(raw, Value(), 0, 10_000); break;
+                case "frame-idle-timeout": o.FrameIdleTimeout = TimeSpan.FromSeconds(Number(raw, Value(), 1, 3600)); break;
                 case "metrics-listen":
                     o.MetricsListen = Value();
                     Metrics.MetricsEndpoint.Parse(o.MetricsListen);
@@ -142,6 +148,9 @@ public sealed class HostOptions
         InstanceIdleTimeout = InstanceIdleTimeout,
         ShutdownTimeout = ShutdownTimeout,
         MaxConnections = MaxConnections,
+        IoThreads = IoThreads,
+        IoSpinMicroseconds = IoSpinMicroseconds,
+        FrameIdleTimeout = FrameIdleTimeout,
         Log = log,
     };
 }

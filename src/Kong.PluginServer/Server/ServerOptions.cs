@@ -33,6 +33,9 @@ public sealed class ServerOptions
     /// </summary>
     public int IoThreads { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 4);
 
+    /// <summary>After a wake-up with work, how long a loop polls for more before it sleeps (0: sleeps at once).</summary>
+    public int IoSpinMicroseconds { get; init; }
+
     /// <summary>A connection idle this long in the middle of a frame or message is closed. Default 30 s.</summary>
     public TimeSpan FrameIdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
