@@ -44,7 +44,6 @@ internal sealed class ConnectionHub : IDisposable
 
     public int OpenConnections => Volatile.Read(ref _open);
 
-    public int SpinMicroseconds => _server.Options.IoSpinMicroseconds;
 
     public void Start(Socket listener)
     {

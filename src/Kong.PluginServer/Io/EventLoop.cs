@@ -54,21 +54,9 @@ internal sealed unsafe class EventLoop : IDisposable
     private void Run()
     {
         int size = Libc.EventSize, off = Libc.EventDataOffset;
-        long spinTicks = _hub.SpinMicroseconds * System.Diagnostics.Stopwatch.Frequency / 1_000_000;
-        bool worked = false;
         while (!_stop)
         {
-            int n;
-            if (spinTicks > 0 && worked)
-            {
-                // poll a little before sleeping: input that arrives meanwhile costs no sleep and wake-up
-                long until = System.Diagnostics.Stopwatch.GetTimestamp() + spinTicks;
-                do n = Libc.epoll_wait(_epfd, _events, MaxEvents, 0);
-                while (n == 0 && System.Diagnostics.Stopwatch.GetTimestamp() < until);
-                if (n == 0) n = Libc.epoll_wait(_epfd, _events, MaxEvents, _hub.TickMilliseconds);
-            }
-            else n = Libc.epoll_wait(_epfd, _events, MaxEvents, _hub.TickMilliseconds);
-            worked = n > 0;
+            int n = Libc.epoll_wait(_epfd, _events, MaxEvents, _hub.TickMilliseconds);
             if (n < 0)
             {
                 int errno = Libc.Errno;
