@@ -238,8 +238,11 @@ declare -A server_pid=() metrics_url=()
 start_ours() { # name protocol plugin
   local name=$1 protocol=$2 plugin=$3 port
   free_port port
-  "$bin" --socket "$dir/$name.socket" --protocol "$protocol" --plugin "$plugin" \
-    --metrics-listen "127.0.0.1:$port" >"$dir/logs/$name.log" 2>&1 &
+  # the server's socket is 0600 by default (Kong starts it as its workers' user); here nginx's workers run
+  # as Debian's default user (nobody) while the rig runs as root, so they need a wider mode to connect
+  # shellcheck disable=SC2086 # RIG_SERVER_ARGS: extra options for our servers, word-split on purpose
+  "$bin" --socket "$dir/$name.socket" --socket-mode 666 --protocol "$protocol" --plugin "$plugin" \
+    --metrics-listen "127.0.0.1:$port" ${RIG_SERVER_ARGS:-} >"$dir/logs/$name.log" 2>&1 &
   server_pid[$name]=$!
   started_pids+=($!)
   metrics_url[$name]="http://127.0.0.1:$port/metrics"

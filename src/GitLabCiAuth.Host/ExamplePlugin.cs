@@ -32,6 +32,8 @@ public sealed class ExamplePlugin : KongPlugin<ExampleConfig>
     {
         private static readonly Dictionary<string, string> JsonHeaders = new() { ["Content-Type"] = "application/json" };
 
+        // awaits Kong's replies: the suspended state machine is pooled, not allocated per event
+        [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
         public override async ValueTask AccessAsync(KongPdk kong)
         {
             var id = kong.Request.GetHeaderAsync(config.RequestHeader);   // both reads leave in one write

@@ -26,6 +26,8 @@ public sealed class HostOptions
     public TimeSpan InstanceIdleTimeout { get; private set; } = TimeSpan.FromHours(1);
     public TimeSpan ShutdownTimeout { get; private set; } = TimeSpan.FromSeconds(10);
     public int MaxConnections { get; private set; } = 4096;
+    public int IoThreads { get; private set; } = ServerOptions.DefaultIoThreads;
+    public TimeSpan FrameIdleTimeout { get; private set; } = TimeSpan.FromSeconds(30);
     public string? MetricsListen { get; private set; }
 
     public string SocketPath => Socket ?? Path.Combine(KongPrefix, SocketName);
@@ -49,6 +51,8 @@ public sealed class HostOptions
           --instance-idle-timeout S     drop instances unused for S seconds (default 3600)
           --shutdown-timeout S          on SIGTERM, wait at most S seconds for in-flight events (default 10)
           --max-connections N           concurrent connections served (default 4096)
+          --io-threads N                event loop threads (default half the cores, 1 to 4)
+          --frame-idle-timeout S        close a connection idle S seconds inside a frame (default 30)
           --metrics-listen HOST:PORT    serve Prometheus metrics at http://HOST:PORT/metrics (off by default)
           --plugin NAME                 gitlab-ci-auth (default) or example (the protocol-floor example)
           -h, --help                    this text
@@ -106,6 +110,8 @@ public sealed class HostOptions
                 case "instance-idle-timeout": o.InstanceIdleTimeout = TimeSpan.FromSeconds(Number(raw, Value(), 1, 7 * 86400)); break;
                 case "shutdown-timeout": o.ShutdownTimeout = TimeSpan.FromSeconds(Number(raw, Value(), 0, 3600)); break;
                 case "max-connections": o.MaxConnections = (int)Number(raw, Value(), 1, 1_000_000); break;
+                case "io-threads": o.IoThreads = (int)Number(raw, Value(), 1, 64); break;
+                case "frame-idle-timeout": o.FrameIdleTimeout = TimeSpan.FromSeconds(Number(raw, Value(), 1, 3600)); break;
                 case "metrics-listen":
                     o.MetricsListen = Value();
                     Metrics.MetricsEndpoint.Parse(o.MetricsListen);
@@ -142,6 +148,8 @@ public sealed class HostOptions
         InstanceIdleTimeout = InstanceIdleTimeout,
         ShutdownTimeout = ShutdownTimeout,
         MaxConnections = MaxConnections,
+        IoThreads = IoThreads,
+        FrameIdleTimeout = FrameIdleTimeout,
         Log = log,
     };
 }

@@ -44,6 +44,8 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         return this;
     }
 
+    // awaits Kong's replies: the suspended state machine is pooled, not allocated per event
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     public override async ValueTask AccessAsync(KongPdk kong)
     {
         // the policy's fail-open warnings reach Kong's error log once per instance, in the first request's first write
@@ -142,6 +144,8 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         return false;
     }
 
+    // awaits Kong's replies: the suspended state machine is pooled, not allocated per event
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask AllowAsync(KongPdk kong, SentHeaders sent, TokenResult token, PolicyDecision decision, string? wouldBe, string? trace)
     {
         var claims = token.Claims!;
@@ -262,6 +266,8 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         await kong.Response.ExitAsync(status, body, headers);
     }
 
+    // awaits Kong's replies: the suspended state machine is pooled, not allocated per event
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask AuthenticateAnonymousAsync(KongPdk kong, SentHeaders sent, TokenResult failed)
     {
         if (failed.Error != TokenError.TokenMissing)

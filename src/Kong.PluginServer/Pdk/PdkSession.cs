@@ -42,7 +42,10 @@ public abstract class PdkSession
     /// <summary>PDK calls made in the current event (round trips unless pipelined).</summary>
     public int CallCount { get; protected set; }
 
-    /// <summary>True when replies are pulled synchronously by the awaiting handler (ProtoBuf:1).</summary>
+    /// <summary>
+    /// True when a reply is pulled synchronously by the thread that needs it (<see cref="Pull"/>), as in-memory sessions
+    /// do. Sessions served by the event loop return false: an awaited call suspends the handler, and its reply resumes it.
+    /// </summary>
     public abstract bool PullsReplies { get; }
 
     /// <summary>Queues a call; <paramref name="sink"/> null discards the reply.</summary>
@@ -51,12 +54,17 @@ public abstract class PdkSession
     /// <summary>Blocks until <paramref name="sink"/> has its reply (only when <see cref="PullsReplies"/>).</summary>
     public abstract void Pull(PdkReplySink sink);
 
-    /// <summary>Pulling sessions: true when the calling thread may pull a reply itself (the connection's own thread).</summary>
+    /// <summary>Pulling sessions: true when the calling thread may pull a reply itself.</summary>
     public virtual bool CanPullOnCurrentThread => true;
 
-    /// <summary>Pulling sessions: a handler that continued on another thread awaits <paramref name="sink"/>; the
-    /// reply is pulled for it (on the connection's thread) and its continuation runs there.</summary>
-    public virtual void RequestPull(PdkReplySink sink) => Pull(sink);
+    /// <summary>
+    /// A handler suspended on <paramref name="sink"/> (its continuation is registered). Pulling sessions pull the reply;
+    /// event-loop sessions send the queued calls, and the reply resumes the handler.
+    /// </summary>
+    public virtual void Awaited(PdkReplySink sink)
+    {
+        if (PullsReplies) Pull(sink);
+    }
 
     protected void BeginEvent(KongPhase phase)
     {

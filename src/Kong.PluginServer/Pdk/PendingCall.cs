@@ -6,9 +6,10 @@ namespace Kong.PluginServer.Pdk;
 public delegate T ReplyDecoder<T>(PdkCodec codec, ReadOnlyMemory<byte> reply, PdkSession session);
 
 /// <summary>
-/// The result of a PDK call that has been queued but perhaps not yet sent. Awaiting it on a pulling
-/// session (ProtoBuf:1) flushes the queued calls in one write and reads replies up to this one; on
-/// MsgPack:1 it completes when Kong's Step delivers the reply. Pooled per thread: no allocation per call.
+/// The result of a PDK call that has been queued but perhaps not yet sent. Awaiting it suspends the handler
+/// and tells the session (ProtoBuf:1: the queued calls leave in one write); the reply completes it and the
+/// handler continues on the thread that delivered the reply (the event loop's). In-memory pulling sessions
+/// read the reply synchronously instead. Pooled per thread: no allocation per call.
 /// </summary>
 internal sealed class PendingCall<T> : PdkReplySink, IValueTaskSource<T>
 {
@@ -60,12 +61,10 @@ internal sealed class PendingCall<T> : PdkReplySink, IValueTaskSource<T>
 
     public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
     {
-        // Awaited on a thread that must not block on the socket (the handler continued on the thread pool after
-        // an async hop): the connection's thread pulls the reply, and the continuation runs there.
         var session = _session; // the continuation may run (and recycle this) inside _core.OnCompleted
-        bool pull = !_completed && session.PullsReplies;
+        bool pending = !_completed;
         _core.OnCompleted(continuation, state, token, flags);
-        if (pull) session.RequestPull(this);
+        if (pending) session.Awaited(this);
     }
 
     public T GetResult(short token)

@@ -7,29 +7,32 @@ namespace Kong.PluginServer.Server;
 internal static class EventRunner
 {
     /// <summary>
-    /// Starts the handler. A plugin exception becomes kong.log.err and, where Kong allows it, a 500 exit:
-    /// the event still completes normally (closing the connection would make Kong replay the event).
+    /// Starts the handler and returns its task (completed when it ran to its end without suspending). A plugin
+    /// exception thrown before the first await is handled here (see <see cref="Observe"/>).
     /// </summary>
-    public static ValueTask StartAsync(PluginInstance instance, KongPhase phase, PdkSession session, ServerLog log)
+    public static ValueTask Start(PluginInstance instance, KongPhase phase, PdkSession session, ServerLog log)
     {
-        ValueTask task;
         session.Scope = instance.Scope;
         try
         {
-            task = instance.Handler.HandleAsync(phase, session.Kong);
+            return instance.Handler.HandleAsync(phase, session.Kong);
         }
         catch (Exception e)
         {
             OnPluginFailure(e, instance, phase, session, log);
             return ValueTask.CompletedTask;
         }
-        if (task.IsCompletedSuccessfully) return task;
-        return Observe(task, instance, phase, session, log);
     }
 
-    private static async ValueTask Observe(ValueTask task, PluginInstance instance, KongPhase phase, PdkSession session, ServerLog log)
+    /// <summary>
+    /// Observes a handler's completed task. A plugin exception becomes kong.log.err and, where Kong allows it, a 500
+    /// exit: the event still completes normally (closing the connection would make Kong replay the event). Kong
+    /// having gone away (<see cref="KongAbortedException"/>) is not a plugin failure: nothing is answered.
+    /// </summary>
+    public static void Observe(ValueTask task, PluginInstance instance, KongPhase phase, PdkSession session, ServerLog log)
     {
-        try { await task.ConfigureAwait(false); }
+        try { task.GetAwaiter().GetResult(); }
+        catch (KongAbortedException) { }
         catch (Exception e) { OnPluginFailure(e, instance, phase, session, log); }
     }
 
@@ -38,16 +41,20 @@ internal static class EventRunner
         switch (e)
         {
             case KongAbortedException:
-                throw e; // Kong is gone: nothing to answer
+                return; // Kong is gone: nothing to answer
             case KongExitedException:
                 return;  // a call after exit: the exit already ended the request
         }
         // a request that makes the plugin throw can be sent at will: one line per kind of failure and interval
         log.Limited(LogLevel.Error, $"instance {instance.Id}: plugin failed in {KongPhases.Name(phase)}: {e.GetType().Name}: {e.Message}");
         if (session.Exited) return;
-        session.Kong.Log.MessageAsync(PdkMethods.LogErr, $"plugin failed in {KongPhases.Name(phase)}: {e.GetType().Name}: {e.Message}");
-        if (KongPhases.CanExit(phase))
-            session.Kong.Response.ExitAsync(500, """{"message":"An unexpected error occurred"}"""u8.ToArray(), JsonContentType);
+        try
+        {
+            session.Kong.Log.MessageAsync(PdkMethods.LogErr, $"plugin failed in {KongPhases.Name(phase)}: {e.GetType().Name}: {e.Message}");
+            if (KongPhases.CanExit(phase))
+                session.Kong.Response.ExitAsync(500, """{"message":"An unexpected error occurred"}"""u8.ToArray(), JsonContentType);
+        }
+        catch (OperationCanceledException) { } // Kong went away meanwhile
     }
 
     private static readonly Dictionary<string, string> JsonContentType = new() { ["Content-Type"] = "application/json; charset=utf-8" };

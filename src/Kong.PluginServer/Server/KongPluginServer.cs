@@ -1,22 +1,21 @@
 using System.Net.Sockets;
+using Kong.PluginServer.Io;
 using Kong.PluginServer.Plugins;
 
 namespace Kong.PluginServer.Server;
 
 /// <summary>
-/// Kong's external plugin server for one plugin: listens on a Unix socket and serves each connection
-/// on its own thread. Start with <see cref="Start"/>, stop with <see cref="StopAsync"/> (stop accepting,
-/// let in-flight events finish within the bound, remove the socket).
+/// Kong's external plugin server for one plugin: listens on a Unix socket and serves its connections from
+/// event loops (one thread per core by default). Start with <see cref="Start"/>, stop with <see cref="StopAsync"/>
+/// (stop accepting, let in-flight events finish within the bound, release Kong's pooled connections, remove
+/// the socket).
 /// </summary>
 public sealed class KongPluginServer : IAsyncDisposable
 {
     private readonly Socket _listener;
     private readonly FileIdentity? _socketFile; // the socket file this server bound: removed at stop only while still at the path
-    private readonly Thread _acceptThread;
-    private readonly object _connLock = new();
-    private readonly HashSet<Socket> _connections = [];
+    private readonly ConnectionHub _hub;
     private readonly Protocol.MsgPack.MsgPackEvents _msgPackEvents;
-    private int _nextConnectionId;
     private int _inFlightEvents;
     private volatile bool _stopping;
     private long _eventsServed;
@@ -30,9 +29,20 @@ public sealed class KongPluginServer : IAsyncDisposable
         Registry = new InstanceRegistry(plugin, options.Log, options.InstanceIdleTimeout);
         _msgPackEvents = new Protocol.MsgPack.MsgPackEvents(this);
         _listener = Bind(options, out _socketFile);
-        _acceptThread = new Thread(AcceptLoop) { IsBackground = true, Name = "kong-accept" };
         _limitLine = $"connection limit {options.MaxConnections} reached; closing a new connection";
         _limitSummary = $"connection limit {options.MaxConnections} reached; closed {{0}} more in the last {{1}} s";
+        bool protoBuf = options.Protocol == PluginDump.ProtoBuf;
+        try
+        {
+            _hub = new ConnectionHub(this, options.IoThreads, t => protoBuf
+                ? new ProtoBufConnection(this, t)
+                : new Protocol.MsgPack.MsgPackConnection(t, this));
+        }
+        catch
+        {
+            _listener.Dispose();
+            throw;
+        }
     }
 
     private readonly string _limitLine, _limitSummary;
@@ -42,7 +52,7 @@ public sealed class KongPluginServer : IAsyncDisposable
     public InstanceRegistry Registry { get; }
     internal Protocol.MsgPack.MsgPackEvents MsgPackEvents => _msgPackEvents;
 
-    public int ActiveConnections { get { lock (_connLock) return _connections.Count; } }
+    public int ActiveConnections => _hub.OpenConnections;
     public int InFlightEvents => Volatile.Read(ref _inFlightEvents);
     public long EventsServed => Interlocked.Read(ref _eventsServed);
 
@@ -51,7 +61,7 @@ public sealed class KongPluginServer : IAsyncDisposable
 
     public void Start()
     {
-        _acceptThread.Start();
+        _hub.Start(_listener);
         Options.Log.Info($"serving {Plugin.Info.Name} {Plugin.Info.Version} ({Options.Protocol}) on {Options.SocketPath}");
     }
 
@@ -62,131 +72,16 @@ public sealed class KongPluginServer : IAsyncDisposable
     private static Socket Bind(ServerOptions options, out FileIdentity? bound) =>
         SocketFile.Bind(options.SocketPath, options.SocketMode, 1024, options.Log, out bound);
 
-    private void AcceptLoop()
-    {
-        while (!_stopping)
-        {
-            Socket conn;
-            try { conn = _listener.Accept(); }
-            catch (SocketException) when (_stopping) { return; }
-            catch (ObjectDisposedException) { return; }
-            catch (SocketException e)
-            {
-                Options.Log.Warn($"accept failed: {e.SocketErrorCode}");
-                Thread.Sleep(10);
-                continue;
-            }
-            lock (_connLock)
-            {
-                if (_stopping || _connections.Count >= Options.MaxConnections)
-                {
-                    if (!_stopping) Options.Log.Limited(LogLevel.Error, _limitLine, "connection limit", _limitSummary); // a flood: one line per interval
-                    conn.Dispose();
-                    continue;
-                }
-                _connections.Add(conn);
-            }
-            int id = Interlocked.Increment(ref _nextConnectionId);
-            Worker? idle = null;
-            lock (_workerLock)
-            {
-                if (_idleWorkers.Count > 0)
-                {
-                    idle = _idleWorkers[^1];
-                    _idleWorkers.RemoveAt(_idleWorkers.Count - 1);
-                    idle.Socket = conn;
-                    idle.Id = id;
-                }
-            }
-            if (idle is not null) idle.Signal.Release();
-            else StartWorker(conn, id);
-        }
-    }
+    internal ConnectionHub Hub => _hub;
 
-    // Connections are served by parked worker threads that outlive them: accepting stays cheap under
-    // connect bursts (Kong opens a new connection after every kong.response.exit), and each worker keeps
-    // its connection object, buffers and PDK facade. A connection is handed to one idle worker, or to a
-    // new one; workers idle for a minute exit.
-    private sealed class Worker
-    {
-        public Socket? Socket;
-        public int Id;
-        public readonly SemaphoreSlim Signal = new(0);
-    }
+    /// <summary>Logs a refused connection at the limit: a flood writes one line per interval, with a count.</summary>
+    internal void LogConnectionLimit() => Options.Log.Limited(LogLevel.Error, _limitLine, "connection limit", _limitSummary);
 
-    private readonly object _workerLock = new();
-    private readonly List<Worker> _idleWorkers = [];
-    private int _workers;
-    private static readonly TimeSpan WorkerIdleTimeout = TimeSpan.FromMinutes(1);
+    /// <summary>Event loop threads (one per core by default, see <see cref="ServerOptions.IoThreads"/>).</summary>
+    public int IoThreads => _hub.LoopCount;
 
-    /// <summary>Worker threads alive (serving or parked).</summary>
-    public int Workers => Volatile.Read(ref _workers);
-
-    private void StartWorker(Socket first, int id)
-    {
-        int n = Interlocked.Increment(ref _workers);
-        var w = new Worker { Socket = first, Id = id };
-        new Thread(() => Work(w), 256 * 1024) { IsBackground = true, Name = $"kong-worker-{n}" }.Start();
-    }
-
-    private void Work(Worker w)
-    {
-        ProtoBufConnection? pb = null;
-        try
-        {
-            while (true)
-            {
-                Serve(w.Socket!, w.Id, ref pb);
-                lock (_workerLock)
-                {
-                    if (_stopping) return;
-                    w.Socket = null;
-                    _idleWorkers.Add(w);
-                }
-                if (!w.Signal.Wait(WorkerIdleTimeout))
-                {
-                    lock (_workerLock)
-                    {
-                        if (_idleWorkers.Remove(w)) return; // still idle: retire
-                    }
-                    w.Signal.Wait(); // handed a connection while timing out: its signal is on the way
-                }
-            }
-        }
-        finally
-        {
-            pb?.Dispose();
-            Interlocked.Decrement(ref _workers);
-        }
-    }
-
-    private void Serve(Socket socket, int id, ref ProtoBufConnection? pb)
-    {
-        try
-        {
-            if (_stopping) return;
-            if (Options.Protocol == PluginDump.ProtoBuf)
-            {
-                pb ??= new ProtoBufConnection(this);
-                pb.Attach(socket, id).Run();
-            }
-            else
-            {
-                using var c = new Protocol.MsgPack.MsgPackConnection(socket, this, id);
-                c.Run();
-            }
-        }
-        catch (Exception e)
-        {
-            Options.Log.Error($"connection {id}: {e.GetType().Name}: {e.Message}");
-        }
-        finally
-        {
-            lock (_connLock) _connections.Remove(socket);
-            socket.Dispose();
-            if (pb?.ReleaseLargeBuffers() == true) ReturnMemorySoon();
-        }
-    }
+    /// <summary>A connection closed (any protocol).</summary>
+    internal void ConnectionClosed() { }
 
     private long _lastCompaction;
 
@@ -194,7 +89,7 @@ public sealed class KongPluginServer : IAsyncDisposable
     /// Large frames are rare (bodies); after one, a full blocking collection, at most every 10 s, returns the
     /// memory to the OS so one burst of big requests does not leave the process large for good.
     /// </summary>
-    private void ReturnMemorySoon()
+    internal void ReturnMemorySoon()
     {
         long now = Environment.TickCount64, last = Interlocked.Read(ref _lastCompaction);
         if (now - last < 10_000 || Interlocked.CompareExchange(ref _lastCompaction, now, last) != last) return;
@@ -221,29 +116,45 @@ public sealed class KongPluginServer : IAsyncDisposable
         Options.Observer?.EventCompleted(System.Diagnostics.Stopwatch.GetElapsedTime(startTimestamp));
     }
 
-    /// <summary>Stops accepting, waits for in-flight events (bounded), closes connections and removes the socket.</summary>
+    /// <summary>How long a stopping server waits for Kong to close the pooled connections it released.</summary>
+    private static readonly TimeSpan ReleaseBound = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Stops the way Kong survives (docs/protocol.md#draining): stops accepting; starts no new event or instance;
+    /// lets in-flight events finish (bounded by <see cref="ServerOptions.ShutdownTimeout"/>); releases Kong's idle
+    /// pooled connections by shutting our write side (never a plain close Kong could still be writing into);
+    /// waits a little for Kong to close them; closes the rest and removes the socket.
+    /// </summary>
     public async Task StopAsync()
     {
         if (_stopping) return;
         _stopping = true;
-        _msgPackEvents.Dispose();
+        _hub.StopAccepting();
         try { _listener.Shutdown(SocketShutdown.Both); } catch { }
         _listener.Dispose();
         // During a `kong reload` a new server may own the path already while this one drains: only the file this
         // server bound is removed (the runtime's own unlink at close hits the temporary name it was bound under)
         SocketFile.RemoveIfOwn(Options.SocketPath, _socketFile, Options.Log);
+        // ProtoBuf:1: idle pooled connections go at once (events in flight release theirs when they end).
+        // MsgPack:1: the Steps of events in flight arrive on pooled connections, so they go once the events are over.
+        bool protoBuf = Options.Protocol == PluginDump.ProtoBuf;
+        if (protoBuf) DrainIdle();
         var deadline = DateTime.UtcNow + Options.ShutdownTimeout;
         while (InFlightEvents > 0 && DateTime.UtcNow < deadline) await Task.Delay(10).ConfigureAwait(false);
         if (InFlightEvents > 0) Options.Log.Warn($"{InFlightEvents} events still running at shutdown");
-        Socket[] open;
-        lock (_connLock) open = [.. _connections];
-        foreach (var s in open)
-        {
-            try { s.Shutdown(SocketShutdown.Both); } catch { }
-            s.Dispose();
-        }
+        DrainIdle();
+        var released = DateTime.UtcNow + (deadline - DateTime.UtcNow < ReleaseBound ? deadline - DateTime.UtcNow : ReleaseBound);
+        while (ActiveConnections > 0 && DateTime.UtcNow < released) await Task.Delay(10).ConfigureAwait(false);
+        _hub.Dispose();
+        _msgPackEvents.Dispose();
         Registry.Dispose();
         Options.Log.Info("stopped");
+    }
+
+    private void DrainIdle()
+    {
+        foreach (var t in _hub.Snapshot())
+            lock (t.Gate) t.Handler.Drain();
     }
 
     public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);

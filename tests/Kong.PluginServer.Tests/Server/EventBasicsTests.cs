@@ -300,10 +300,9 @@ public class EventBasicsTests
         }
         await T.Until(() => host.Server.InFlightEvents == 0, "all events finished");
         Assert.Equal(32, plugin.ContinuedOn.Count);
-        // ProtoBuf: after an async hop the PDK reply is read by the connection's own thread and the handler
-        // continues there: thread-pool threads never block on Kong (blocking them starves an in-process Kong).
-        // (MsgPack never blocks: a reply is delivered by whichever thread Kong's Step arrives on.)
-        if (protocol == KongProtocol.ProtoBuf)
-            Assert.All(plugin.ContinuedOn, name => Assert.StartsWith("kong-worker-", name));
+        // after an async hop the handler awaits a PDK reply without blocking its thread; the reply is received by an
+        // event loop and the handler continues there (thread-pool threads never block on Kong: that would starve an
+        // in-process Kong)
+        Assert.All(plugin.ContinuedOn, name => Assert.StartsWith("kong-io-", name));
     }
 }

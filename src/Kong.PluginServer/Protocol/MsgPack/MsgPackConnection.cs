@@ -1,6 +1,5 @@
-using System.Net.Sockets;
-using System.Text;
 using Kong.PluginServer.Framing;
+using Kong.PluginServer.Io;
 using Kong.PluginServer.Plugins;
 using Kong.PluginServer.Server;
 using MessagePack;
@@ -8,86 +7,126 @@ using MessagePack;
 namespace Kong.PluginServer.Protocol.MsgPack;
 
 /// <summary>
-/// One Kong connection speaking MsgPack:1 (msgpack-rpc, docs/protocol.md#msgpack): reads requests <c>[0, msgid, method, params]</c>
-/// and answers <c>[1, msgid, error, result]</c>. Kong sends one request per pooled checkout, so answers may
-/// come from another thread (the event that continues); writes are serialized per connection.
+/// One Kong connection speaking MsgPack:1 (msgpack-rpc, docs/protocol.md#msgpack), driven by the event loop:
+/// requests <c>[0, msgid, method, params]</c> are delimited by a resumable scan (no length prefix), decoded in
+/// place (method names and keys compared as bytes: no strings, no dictionaries) and answered with
+/// <c>[1, msgid, error, result]</c> written straight into the output buffer. Kong sends one request per pooled
+/// checkout, so the answer to a HandleEvent or Step may come later, from whichever thread runs the event on.
 /// </summary>
-internal sealed class MsgPackConnection : IDisposable
+internal sealed class MsgPackConnection : IConnectionHandler
 {
-    private readonly Socket _socket;
+    private readonly Transport _io;
     private readonly KongPluginServer _server;
-    private readonly SocketInput _input;
-    private readonly OutputBuffer _output = new();
-    private readonly object _writeLock = new();
-    private readonly int _id;
+    private readonly MsgPackScanner _scanner = new();
+    private bool _discarding;      // an oversized message is being passed over
+    private bool _refusing;        // draining: input is dropped until Kong closes
+    private MsgPackEvent? _open;   // the event whose HandleEvent/Step is unanswered on this connection
 
-    public MsgPackConnection(Socket socket, KongPluginServer server, int id)
+    public MsgPackConnection(Transport io, KongPluginServer server)
     {
-        _socket = socket;
+        _io = io;
         _server = server;
-        _id = id;
-        _input = new SocketInput(socket, server.Options.MaxFrameBytes);
     }
+
+    public Transport Transport => _io;
+
+    /// <summary>Which connection of the reused object an answer is for (see <see cref="Transport.Generation"/>).</summary>
+    public int Generation => _io.Generation;
 
     private ServerLog Log => _server.Options.Log;
+    private int MaxMessage => _server.Options.MaxFrameBytes;
 
-    public void Run()
+    public void OnAttached()
     {
+        _scanner.Reset();
+        _discarding = false;
+        _refusing = false;
+        _open = null;
+    }
+
+    public void OnInput()
+    {
+        var input = _io.Input;
         try
         {
-            while (TryReadMessage(out var message))
-                if (!Dispatch(message)) break;
-        }
-        catch (ProtocolViolationException e) { Log.Warn($"connection {_id}: closing: {e.Message}"); }
-        catch (MessagePackSerializationException e) { Log.Warn($"connection {_id}: closing: malformed msgpack: {e.Message}"); }
-        catch (SocketException e) { Log.Debug($"connection {_id}: socket error: {e.SocketErrorCode}"); }
-        catch (ObjectDisposedException) { }
-        catch (Exception e) { Log.Error($"connection {_id}: closing after an unexpected error: {e}"); }
-        finally
-        {
-            // an RPC still open on this connection can never be answered: Kong gave up on that event
-            _server.MsgPackEvents.AbortOpenOn(this);
-        }
-    }
-
-    /// <summary>Reads one complete msgpack object; false on EOF between messages.</summary>
-    private bool TryReadMessage(out ReadOnlyMemory<byte> message)
-    {
-        while (true)
-        {
-            var buffered = _input.Buffered;
-            if (!buffered.IsEmpty)
+            while (!_io.Closed)
             {
-                var r = new MessagePackReader(buffered);
-                bool complete;
-                try { r.Skip(); complete = true; }
-                catch (EndOfStreamException) { complete = false; }
-                if (complete)
+                if (_refusing) { input.Clear(); return; }
+                if (input.Length == 0) return;
+                long length = _scanner.Scan(input.Span);
+                if (length < 0)
                 {
-                    int len = (int)r.Consumed;
-                    message = buffered[..len];
-                    _input.Consume(len);
-                    return true;
+                    long known = _scanner.KnownLength;
+                    if (!_discarding && known > MaxMessage)
+                    {
+                        _discarding = true;
+                        Log.Warn($"connection {_io.Id}: a message of at least {known} bytes exceeds --max-frame-bytes {MaxMessage}; discarding it, then closing");
+                    }
+                    if (_discarding)
+                    {
+                        // scanned bytes are dropped at once: nothing of the message is buffered
+                        int scanned = _scanner.ScannedUnconsumed;
+                        input.Consume(scanned);
+                        _scanner.Rebase(scanned);
+                    }
+                    else if (known > input.Length) input.Reserve((int)known); // received in place, scanned once
+                    return;
                 }
-            }
-            if (!_input.ReceiveMore())
-            {
-                if (!_input.Buffered.IsEmpty) throw new ProtocolViolationException("connection closed inside a message");
-                message = default;
-                return false;
+                if (_discarding)
+                {
+                    input.Consume(_scanner.ScannedUnconsumed);
+                    _io.Close(); // nothing sensible to answer: Kong reads EOF ("no data") after its complete send
+                    return;
+                }
+                var message = input.Slice(0, (int)length);
+                input.Consume((int)length);
+                _scanner.Reset();
+                Dispatch(message);
+                if (length > InputBuffer.RetainedBytes && input.ReleaseIfLarge()) _server.ReturnMemorySoon();
             }
         }
+        catch (ProtocolViolationException e) { Close(LogLevel.Warn, $"closing: {e.Message}"); }
+        catch (MessagePackSerializationException e) { Close(LogLevel.Warn, $"closing: malformed msgpack: {e.Message}"); }
+        catch (EndOfStreamException) { Close(LogLevel.Warn, "closing: malformed msgpack: a value is cut short"); }
+        catch (Exception e) { Close(LogLevel.Error, $"closing after an unexpected error: {e}"); }
     }
 
-    private bool Dispatch(ReadOnlyMemory<byte> message)
+    private void Close(LogLevel level, string message)
+    {
+        Log.Write(level, $"connection {_io.Id}: {message}");
+        _io.Close();
+    }
+
+    public void OnClosed()
+    {
+        // an RPC still open on this connection can never be answered: Kong gave up on that event
+        var open = _open;
+        _open = null;
+        open?.AbortIfOpenOn(this, Generation);
+        _server.Hub.Recycle(_io);
+    }
+
+    /// <summary>While stopping and once no event is in flight: idle connections are released (write side shut), see <see cref="KongPluginServer.StopAsync"/>.</summary>
+    public void Drain()
+    {
+        if (_io.Closed || _open is not null || _refusing) return;
+        _refusing = true;
+        _io.Input.Clear();
+        _io.ShutdownWrite();
+    }
+
+    // ------------------------------------------------------------------ requests
+
+    private void Dispatch(ReadOnlyMemory<byte> message)
     {
         var r = new MessagePackReader(message);
         if (r.NextMessagePackType != MessagePackType.Array) throw new ProtocolViolationException("a request must be an array");
         int n = r.ReadArrayHeader();
         if (n != 4) throw new ProtocolViolationException($"a request has 4 elements, not {n}");
-        if (r.ReadInt32() != 0) throw new ProtocolViolationException("only requests (type 0) are accepted");
+        if (r.NextMessagePackType != MessagePackType.Integer || r.ReadInt32() != 0) throw new ProtocolViolationException("only requests (type 0) are accepted");
         uint msgId = r.ReadUInt32();
-        string method = r.ReadString() ?? throw new ProtocolViolationException("method name missing");
+        if (r.NextMessagePackType != MessagePackType.String || !r.TryReadStringSpan(out var method))
+            throw new ProtocolViolationException("method name missing");
         if (r.NextMessagePackType != MessagePackType.Array) throw new ProtocolViolationException("params must be an array");
         int pn = r.ReadArrayHeader();
         ReadOnlyMemory<byte> param = default;
@@ -99,188 +138,261 @@ internal sealed class MsgPackConnection : IDisposable
             for (int i = 1; i < pn; i++) r.Skip();
         }
 
-        switch (method)
+        if (method.SequenceEqual("plugin.HandleEvent"u8)) HandleEvent(msgId, param);
+        else if (method.StartsWith("plugin.Step"u8) && IsStep(method)) Step(msgId, param);
+        else if (method.SequenceEqual("plugin.StartInstance"u8)) StartInstance(msgId, param);
+        else if (method.SequenceEqual("plugin.CloseInstance"u8)) CloseInstance(msgId, param);
+        else if (method.SequenceEqual("plugin.GetStatus"u8))
         {
-            case "plugin.HandleEvent": return HandleEvent(msgId, param);
-            case "plugin.Step":
-            case "plugin.StepError":
-            case "plugin.StepCredential":
-            case "plugin.StepConsumer":
-            case "plugin.StepRoute":
-            case "plugin.StepService":
-            case "plugin.StepMemoryStats":
-            case "plugin.StepMultiMap":
-                Step(msgId, param);
-                return true;
-            case "plugin.StartInstance": StartInstance(msgId, param); return true;
-            case "plugin.CloseInstance": CloseInstance(msgId, param); return true;
-            case "plugin.GetStatus":
-                Respond(msgId, null, w => { w.WriteMapHeader(1); w.Write("Pid"); w.Write(Environment.ProcessId); });
-                return true;
-            default:
-                Log.Warn($"connection {_id}: unknown method {method}");
-                Respond(msgId, "unknown method " + method, null);
-                return true;
+            var w = BeginResponse(msgId, null);
+            w.WriteMapHeader(1);
+            w.Write("Pid");
+            w.Write(Environment.ProcessId);
+            EndResponse(ref w);
+        }
+        else
+        {
+            string name = System.Text.Encoding.UTF8.GetString(method);
+            Log.Warn($"connection {_io.Id}: unknown method {name}");
+            RespondError(msgId, "unknown method " + name);
         }
     }
 
-    private bool HandleEvent(uint msgId, ReadOnlyMemory<byte> param)
+    /// <summary>plugin.Step and the typed variants Kong picks by PDK function (docs/protocol.md#msgpack-methods): all alike here.</summary>
+    private static bool IsStep(ReadOnlySpan<byte> m) =>
+        m.SequenceEqual("plugin.Step"u8) || m.SequenceEqual("plugin.StepError"u8) || m.SequenceEqual("plugin.StepCredential"u8)
+        || m.SequenceEqual("plugin.StepConsumer"u8) || m.SequenceEqual("plugin.StepRoute"u8) || m.SequenceEqual("plugin.StepService"u8)
+        || m.SequenceEqual("plugin.StepMemoryStats"u8) || m.SequenceEqual("plugin.StepMultiMap"u8);
+
+    private void HandleEvent(uint msgId, ReadOnlyMemory<byte> param)
     {
-        var p = ReadMap(param);
-        int instanceId = (int)MsgPackValues.AsLong(p.GetValueOrDefault("InstanceId"));
-        var phase = KongPhases.Parse(MsgPackValues.AsString(p.GetValueOrDefault("EventName")) ?? "");
+        long instanceId = 0;
+        var phase = KongPhase.None;
+        var r = new MessagePackReader(param);
+        if (!param.IsEmpty && r.NextMessagePackType == MessagePackType.Map)
+        {
+            int n = r.ReadMapHeader();
+            for (int i = 0; i < n; i++)
+            {
+                if (Key(ref r, "InstanceId"u8)) instanceId = ReadNumber(ref r);
+                else if (Key(ref r, "EventName"u8))
+                {
+                    if (r.NextMessagePackType == MessagePackType.String && r.TryReadStringSpan(out var name)) phase = KongPhases.Parse(name);
+                    else r.Skip();
+                }
+                else { SkipKey(ref r); r.Skip(); }
+            }
+        }
         if (_server.Stopping)
         {
-            // nothing new starts while draining; "no plugin instance" makes Kong retry elsewhere rather than
-            // fail open (any other MsgPack error lets the request through)
-            Respond(msgId, $"no plugin instance {instanceId} (server stopping)", null);
-            return true;
+            // nothing new starts while draining; "no plugin instance" makes Kong retry (its StartInstance is then
+            // refused, which fails the request) rather than fail open: any other MsgPack error lets the request through
+            RespondError(msgId, $"no plugin instance {instanceId} (server stopping)");
+            return;
         }
-        if (!_server.Registry.TryGet(instanceId, out var instance))
+        if (!_server.Registry.TryGet((int)instanceId, out var instance))
         {
             // Kong resets its cached instance and retries on this message (docs/protocol.md#msgpack-errors)
-            Respond(msgId, $"no plugin instance {instanceId}", null);
-            return true;
+            RespondError(msgId, $"no plugin instance {instanceId}");
+            return;
         }
         if (phase == KongPhase.None)
         {
-            Respond(msgId, "unknown event name", null);
-            return true;
+            RespondError(msgId, "unknown event name");
+            return;
         }
         instance.Touch();
-        var ev = _server.MsgPackEvents.Create(instance, phase);
+        var events = _server.MsgPackEvents;
+        var ev = events.Create(instance, phase);
         if ((_server.Plugin.Info.Phases & phase) == 0)
         {
-            RespondStep(msgId, ev.Id, null);
-            _server.MsgPackEvents.Remove(ev);
-            return true;
+            RespondStep(Generation, msgId, ev.Id, default);
+            events.Finish(ev);
+            return;
         }
-        ev.Start(this, msgId, Log);
-        return true;
+        _open = ev;
+        ev.Start(this, Generation, msgId, Log);
     }
 
     private void Step(uint msgId, ReadOnlyMemory<byte> param)
     {
         // {"EventId": n, "Data": value}; Data missing means nil
         var r = new MessagePackReader(param);
-        int eventId = -1;
+        long eventId = -1;
         ReadOnlyMemory<byte> data = default;
-        if (r.NextMessagePackType != MessagePackType.Map) throw new ProtocolViolationException("Step params must be a map");
+        if (param.IsEmpty || r.NextMessagePackType != MessagePackType.Map) throw new ProtocolViolationException("Step params must be a map");
         int n = r.ReadMapHeader();
         for (int i = 0; i < n; i++)
         {
-            string? key = r.NextMessagePackType == MessagePackType.String ? r.ReadString() : null;
-            if (key == "EventId") eventId = r.ReadInt32();
-            else if (key == "Data")
+            if (Key(ref r, "EventId"u8)) eventId = ReadNumber(ref r);
+            else if (Key(ref r, "Data"u8))
             {
                 long start = r.Consumed;
                 r.Skip();
                 data = param.Slice((int)start, (int)(r.Consumed - start));
                 if (data.Length == 1 && data.Span[0] == MessagePackCode.Nil) data = default;
             }
-            else r.Skip();
+            else { SkipKey(ref r); r.Skip(); }
         }
-        if (!_server.MsgPackEvents.TryGet(eventId, out var ev) || !ev.Deliver(this, msgId, data))
-            Respond(msgId, $"event id {eventId} not found", null);
+        if (eventId is >= 0 and <= int.MaxValue && _server.MsgPackEvents.TryGet((int)eventId, out var ev))
+        {
+            _open = ev;
+            if (ev.Deliver(this, Generation, msgId, data)) return;
+            if (ReferenceEquals(_open, ev)) _open = null;
+        }
+        RespondError(msgId, $"event id {eventId} not found");
     }
 
     private void StartInstance(uint msgId, ReadOnlyMemory<byte> param)
     {
-        var p = ReadMap(param);
-        string config = MsgPackValues.AsString(p.GetValueOrDefault("Config")) ?? "{}";
+        if (_server.Stopping)
+        {
+            // Kong raises on a StartInstance error (the request fails, its claim is released); it does not replay
+            RespondError(msgId, "server stopping: no new instance starts");
+            return;
+        }
+        ReadOnlySpan<byte> config = "{}"u8;
+        var r = new MessagePackReader(param);
+        if (!param.IsEmpty && r.NextMessagePackType == MessagePackType.Map)
+        {
+            int n = r.ReadMapHeader();
+            for (int i = 0; i < n; i++)
+            {
+                if (Key(ref r, "Config"u8) && r.NextMessagePackType is MessagePackType.String or MessagePackType.Binary)
+                    config = StringAt(param, ref r);
+                else { SkipKey(ref r); r.Skip(); }
+            }
+        }
         PluginInstance inst;
-        try { inst = _server.Registry.Start(Encoding.UTF8.GetBytes(config)); }
+        try { inst = _server.Registry.Start(config); }
         catch (ConfigException e)
         {
-            Log.Error($"connection {_id}: instance refused: {e.Message}");
-            Respond(msgId, "instance refused: " + e.Message, null);
+            Log.Error($"connection {_io.Id}: instance refused: {e.Message}");
+            RespondError(msgId, "instance refused: " + e.Message);
             return;
         }
         Log.Info($"instance {inst.Id} started");
-        string name = _server.Plugin.Info.Name;
-        Respond(msgId, null, w =>
-        {
-            w.WriteMapHeader(4);
-            w.Write("Name"); w.Write(name);
-            w.Write("Id"); w.Write(inst.Id);
-            w.Write("Config"); w.WriteNil();
-            w.Write("StartTime"); w.Write((double)inst.StartedAt);
-        });
+        var w = BeginResponse(msgId, null);
+        w.WriteMapHeader(4);
+        w.Write("Name"); w.Write(_server.Plugin.Info.Name);
+        w.Write("Id"); w.Write(inst.Id);
+        w.Write("Config"); w.WriteNil();
+        w.Write("StartTime"); w.Write((double)inst.StartedAt);
+        EndResponse(ref w);
     }
 
     private void CloseInstance(uint msgId, ReadOnlyMemory<byte> param)
     {
+        long id = 0;
         var r = new MessagePackReader(param);
-        int id = r.NextMessagePackType == MessagePackType.Integer ? r.ReadInt32() : (int)MsgPackValues.AsLong(ReadMap(param).GetValueOrDefault("InstanceId"));
-        bool known = _server.Registry.Close(id);
-        string name = _server.Plugin.Info.Name;
-        Respond(msgId, null, w =>
+        if (!param.IsEmpty)
         {
-            w.WriteMapHeader(2);
-            w.Write("Name"); w.Write(name);
-            w.Write("Id"); w.Write(id);
-        });
+            if (r.NextMessagePackType is MessagePackType.Integer or MessagePackType.Float) id = ReadNumber(ref r);
+            else if (r.NextMessagePackType == MessagePackType.Map)
+            {
+                int n = r.ReadMapHeader();
+                for (int i = 0; i < n; i++)
+                {
+                    if (Key(ref r, "InstanceId"u8)) id = ReadNumber(ref r);
+                    else { SkipKey(ref r); r.Skip(); }
+                }
+            }
+        }
+        bool known = _server.Registry.Close((int)id);
+        var w = BeginResponse(msgId, null);
+        w.WriteMapHeader(2);
+        w.Write("Name"); w.Write(_server.Plugin.Info.Name);
+        w.Write("Id"); w.Write(id);
+        EndResponse(ref w);
         if (!known) Log.Info($"close of unknown instance {id}");
     }
 
-    private static Dictionary<string, object?> ReadMap(ReadOnlyMemory<byte> param)
+    // ------------------------------------------------------------------ reading helpers
+
+    /// <summary>True (and the key consumed) when the next map key is <paramref name="key"/>; otherwise nothing is consumed.</summary>
+    private static bool Key(ref MessagePackReader r, ReadOnlySpan<byte> key)
     {
-        if (param.IsEmpty) return [];
-        var r = new MessagePackReader(param);
-        return MsgPackValues.Read(ref r) as Dictionary<string, object?> ?? [];
+        if (r.NextMessagePackType != MessagePackType.String) return false;
+        var peek = r.CreatePeekReader();
+        if (!peek.TryReadStringSpan(out var s) || !s.SequenceEqual(key)) return false;
+        r.Skip();
+        return true;
     }
 
-    /// <summary>Answers HandleEvent/Step with {"EventId", "Data": callback or "ret"}.</summary>
-    public void RespondStep(uint msgId, int eventId, byte[]? callback)
+    private static void SkipKey(ref MessagePackReader r) => r.Skip();
+
+    private static long ReadNumber(ref MessagePackReader r) => r.NextMessagePackType switch
     {
-        Respond(msgId, null, w =>
+        MessagePackType.Integer => r.ReadInt64(),
+        MessagePackType.Float => (long)r.ReadDouble(),
+        _ => SkipZero(ref r),
+    };
+
+    private static long SkipZero(ref MessagePackReader r)
+    {
+        r.Skip();
+        return 0;
+    }
+
+    private static ReadOnlySpan<byte> StringAt(ReadOnlyMemory<byte> source, scoped ref MessagePackReader r)
+    {
+        long length = r.NextMessagePackType == MessagePackType.Binary ? r.ReadBytes()?.Length ?? 0 : r.ReadStringSequence()?.Length ?? 0;
+        int end = (int)r.Consumed;
+        return source.Span.Slice(end - (int)length, (int)length);
+    }
+
+    // ------------------------------------------------------------------ answers
+
+    private MessagePackWriter BeginResponse(uint msgId, string? error)
+    {
+        var w = new MessagePackWriter(_io.Output);
+        w.WriteArrayHeader(4);
+        w.Write(1);
+        w.Write(msgId);
+        if (error is null) w.WriteNil(); else w.Write(error);
+        return w;
+    }
+
+    private void EndResponse(ref MessagePackWriter w)
+    {
+        w.Flush();
+        _io.Flush();
+    }
+
+    private void RespondError(uint msgId, string error)
+    {
+        var w = BeginResponse(msgId, error);
+        w.WriteNil();
+        EndResponse(ref w);
+    }
+
+    /// <summary>
+    /// Answers the HandleEvent/Step <paramref name="msgId"/> of connection <paramref name="generation"/> with
+    /// <c>{"EventId", "Data": callback}</c>, or <c>"ret"</c> when <paramref name="callback"/> is empty. False when that
+    /// connection is gone (closed, or this object now serves another one).
+    /// </summary>
+    public bool RespondStep(int generation, uint msgId, int eventId, ReadOnlySpan<byte> callback)
+    {
+        lock (_io.Gate)
         {
+            if (_io.Closed || _io.Generation != generation) return false;
+            var w = BeginResponse(msgId, null);
             w.WriteMapHeader(2);
             w.Write("EventId"); w.Write(eventId);
             w.Write("Data");
-            if (callback is null) w.Write("ret");
+            if (callback.IsEmpty) w.Write("ret");
             else w.WriteRaw(callback);
-        });
-    }
-
-
-    private void Respond(uint msgId, string? error, Action<MessagePackWriterBox>? result)
-    {
-        lock (_writeLock)
-        {
-            _output.Clear();
-            var w = new MessagePackWriter(_output);
-            w.WriteArrayHeader(4);
-            w.Write(1);
-            w.Write(msgId);
-            if (error is null) w.WriteNil(); else w.Write(error);
-            if (result is null) { w.WriteNil(); w.Flush(); }
-            else
-            {
-                w.Flush();
-                result(new MessagePackWriterBox(_output));
-            }
-            try { _output.FlushTo(_socket); }
-            catch (SocketException e) { Log.Debug($"connection {_id}: write failed: {e.SocketErrorCode}"); }
-            catch (ObjectDisposedException) { }
+            w.Flush();
+            return _io.Flush();
         }
     }
 
-    public void Dispose()
+    /// <summary>The event answered its open call on this connection.</summary>
+    public void Answered(MsgPackEvent ev, int generation)
     {
-        try { _socket.Dispose(); } catch { }
-        _input.Dispose();
-        _output.Dispose();
+        lock (_io.Gate)
+        {
+            if (_io.Generation == generation && ReferenceEquals(_open, ev)) _open = null;
+        }
     }
-}
-
-/// <summary>Lets a lambda write msgpack into a buffer (MessagePackWriter is a ref struct and cannot be captured).</summary>
-internal sealed class MessagePackWriterBox(OutputBuffer output)
-{
-    public void WriteMapHeader(int n) { var w = new MessagePackWriter(output); w.WriteMapHeader(n); w.Flush(); }
-    public void Write(string s) { var w = new MessagePackWriter(output); w.Write(s); w.Flush(); }
-    public void Write(int v) { var w = new MessagePackWriter(output); w.Write(v); w.Flush(); }
-    public void Write(double v) { var w = new MessagePackWriter(output); w.Write(v); w.Flush(); }
-    public void WriteNil() { var w = new MessagePackWriter(output); w.WriteNil(); w.Flush(); }
-    public void WriteRaw(byte[] raw) => output.Write(raw);
 }
