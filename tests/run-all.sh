@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): builds everything, publishes the NativeAOT binary, runs every test project
 # (the host, deployment and resilience tests start the published binary), smoke-runs the demo on the binary
-# in both protocols, runs the performance regression gate, and prints one summary line
+# in both protocols, runs the performance regression gate and a short sitting of the nginx rig (real nginx as
+# Kong's side: every answer checked, figures gated as ratios of the same run), and prints one summary line
 # "N passed, N failed, N skipped". Exit code non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,22 @@ done
 step "performance regression gate (bench/perf-gate.sh)"
 bash bench/perf-gate.sh > "$logs/perf-gate.txt" 2>&1 || fail=1
 grep -E '^(FAIL|perf gate|note)' "$logs/perf-gate.txt" || tail -n 20 "$logs/perf-gate.txt"
+
+step "nginx rig, short sitting (bench/nginx-rig/run.sh --quick) and its gate (bench/nginx-rig/gate.sh)"
+# installs nginx, ngx_lua, wrk, nodejs... with apt when missing (CI runs as root on a clean Debian 12)
+if timeout 900 bash bench/nginx-rig/run.sh --quick --json "$logs/nginx-rig.json" > "$logs/nginx-rig.txt" 2>&1; then
+  tail -n 14 "$logs/nginx-rig.txt"
+else
+  rc=$?
+  tail -n 60 "$logs/nginx-rig.txt"
+  echo "nginx rig failed (exit $rc): a wrong answer, a failed run or a setup problem"
+  fail=1
+fi
+if [ -s "$logs/nginx-rig.json" ]; then
+  bash bench/nginx-rig/gate.sh "$logs/nginx-rig.json" || fail=1
+else
+  echo "nginx rig: no JSON result"; fail=1
+fi
 
 echo
 echo "$passed passed, $failed failed, $skipped skipped"

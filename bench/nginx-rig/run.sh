@@ -29,6 +29,7 @@ install=1
 keep=0
 syscalls=0
 syscall_secs=${RIG_SYSCALL_SECONDS:-3}
+frames=0
 
 usage() {
   cat <<'EOF'
@@ -49,6 +50,10 @@ usage: bench/nginx-rig/run.sh [options]
   --binary PATH         the plugin server (default artifacts/bin/gitlab-ci-auth; GITLAB_CI_AUTH_BIN)
   --no-install          do not apt-get install missing packages
   --keep                keep the temp directory (nginx logs, server logs, raw runs)
+  --frames              before measuring, send the largest requests nginx accepts with Kong's buffer settings
+                        (headers filling large_client_header_buffers 4 x 8k, a body of client_body_buffer_size
+                        8k) and report the largest frame/message the Kong side sent per kind (what
+                        --max-frame-bytes must admit)
   --syscalls            after measuring, run each scenario once more for 3 s under strace and count the
                         plugin server's socket calls, wake-ups and short reads per request (strace slows
                         the server: only the counts mean something, not the timings)
@@ -78,6 +83,7 @@ while [ $# -gt 0 ]; do
     --no-install) install=0 ;;
     --keep) keep=1 ;;
     --syscalls) syscalls=1 ;;
+    --frames) frames=1 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option $1" ;;
   esac
@@ -119,6 +125,7 @@ for s in "${scenario_list[@]}"; do
   [ -n "${server_of[$s]:-}" ] || die "unknown scenario '$s'"
   needed_server[${server_of[$s]}]=1
 done
+if [ "$frames" = 1 ]; then for n in pb-example pb-gitlab mp-example mp-gitlab; do needed_server[$n]=1; done; fi
 
 # ------------------------------------------------------------------ packages, binary, tokens
 
@@ -296,7 +303,9 @@ jq -n \
       "gitlab-deny":         {server: "pb-gitlab",  config: $gitlab},
       "example-msgpack":     {server: "mp-example", config: {}},
       "gitlab-warm-msgpack": {server: "mp-gitlab",  config: $gitlab},
-      "js-pdk":              {server: "js",         config: {}}
+      "js-pdk":              {server: "js",         config: {}},
+      "probe-pb-body":       {server: "pb-example", config: {read_body: true}},
+      "probe-mp-body":       {server: "mp-example", config: {read_body: true}}
     }
   }' >"$dir/settings.json"
 
@@ -333,6 +342,12 @@ http {
     server_tokens off;
     keepalive_requests 100000;
     keepalive_timeout 60s;
+    # Kong's proxy settings (kong_defaults.lua: nginx_http_client_body_buffer_size, client_max_body_size) and
+    # nginx's default header buffers (Kong leaves them): they bound the largest frames Kong sends (--frames)
+    client_body_buffer_size 8k;
+    client_max_body_size 0;
+    client_header_buffer_size 1k;
+    large_client_header_buffers 4 8k;
 
     lua_package_path "$here/lua/?.lua;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua;;";
     lua_package_cpath "/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";
@@ -380,6 +395,8 @@ EOF
   proxy_route /example-mp example-msgpack
   proxy_route /gitlab-mp gitlab-warm-msgpack
   proxy_route /js js-pdk
+  proxy_route /probe-pb-body probe-pb-body
+  proxy_route /probe-mp-body probe-mp-body
   cat <<EOF
     }
 
@@ -577,6 +594,44 @@ for s in "${scenario_list[@]}"; do
   restart_check "$s" || check_failures=$((check_failures + 1))
 done
 
+# ------------------------------------------------------------------ frame sizes (optional)
+
+frames_json='{}'
+if [ "$frames" = 1 ]; then
+  echo "nginx-rig: the largest frames Kong sends (--frames)" >&2
+  probe_failures=0
+  probe() { # label, path, expected statuses (regex), curl args...
+    local label=$1 path=$2 want=$3 code
+    shift 3
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "Host: api.acme.example" "$@" "http://127.0.0.1:$proxy_port$path" 2>/dev/null) || code=000
+    if [[ $code =~ ^($want)$ ]]; then echo "  $label on $path: $code" >&2
+    else echo "  PROBE FAILED: $label on $path answered $code, expected $want" >&2; probe_failures=$((probe_failures + 1)); fi
+  }
+  many="$dir/probe.many" same="$dir/probe.same"
+  : >"$many"; : >"$same"
+  # 990 header lines of 32 bytes (31.7 KiB with the request line): what fits nginx's 4 x 8k buffers with the
+  # most lines under get_headers' maximum of 1000 (each line costs protobuf/msgpack framing on top of its bytes)
+  for i in $(seq 1 990); do printf 'x-h%04d: %021d\n' "$i" 0 >>"$many"; printf 'x-same: %022d\n' "$i" >>"$same"; done
+  big=$(head -c 8100 /dev/zero | tr '\0' 'a') # a line must fit one 8k buffer
+  body=$dir/probe.body
+  head -c 8192 /dev/zero | tr '\0' 'b' >"$body"
+  head -c 8193 /dev/zero | tr '\0' 'b' >"$body.over"
+  for p in /gitlab /gitlab-mp; do
+    probe "990 distinct headers" "$p" 401 -H @"$many"
+    probe "990 lines of one header" "$p" 401 -H @"$same"
+    probe "3 headers of 8,100 bytes" "$p" 401 -H "x-big1: $big" -H "x-big2: $big" -H "x-big3: $big"
+    probe "one header line too many for the buffers (nginx refuses it)" "$p" 400 -H @"$many" -H "x-big1: $big"
+  done
+  for p in /probe-pb-body /probe-mp-body; do
+    probe "a body of client_body_buffer_size (8 KiB, in memory)" "$p" 200 --data-binary @"$body"
+    probe "a body one byte larger (to a temp file)" "$p" 200 --data-binary @"$body.over"
+  done
+  sleep 0.5 # the runloop merges its counters every 0.2 s
+  frames_json=$(rig_stats | jq -c '.__frames // {}')
+  printf '%s' "$frames_json" | jq -r 'to_entries | sort_by(-.value) | .[] | "  \(.value | tostring | (" " * (9 - length)) + .) bytes  \(.key)"' >&2
+  [ "$probe_failures" -eq 0 ] || check_failures=$((check_failures + probe_failures))
+fi
+
 if [ "$check_failures" -gt 0 ]; then
   echo "nginx-rig: $check_failures scenario(s) answered wrong before timing; not measuring" >&2
   [ -n "$json_out" ] && jq -n --argjson n "$check_failures" '{ok: false, check_failures: $n, scenarios: {}}' >"$json_out"
@@ -755,14 +810,24 @@ if [ "$syscalls" = 1 ]; then
     timeout $((syscall_secs + 60)) strace -f -qq -s 0 -o "$trace" \
       -e trace=read,readv,recvmsg,recvfrom,write,writev,sendmsg,sendto,epoll_wait,epoll_pwait,futex -p "$spid" 2>/dev/null &
     strace_pid=$!
+    # the nginx workers too: how often they wake (epoll_wait) and call into the kernel per request
+    ntrace="$dir/runs/strace-nginx.$s.txt"
+    nginx_attach=()
+    for w in $nginx_workers; do nginx_attach+=(-p "$w"); done
+    timeout $((syscall_secs + 60)) strace -qq -s 0 -o "$ntrace" \
+      -e trace=read,readv,recvmsg,recvfrom,write,writev,sendmsg,sendto,epoll_wait,epoll_pwait "${nginx_attach[@]}" 2>/dev/null &
+    nstrace_pid=$!
     sleep 1 # attached to every thread
     run_wrk "$s" "$syscall_secs" "$dir/runs/strace.$s.json" || true
-    kill -INT "$strace_pid" 2>/dev/null || true
-    wait "$strace_pid" 2>/dev/null || true
+    kill -INT "$strace_pid" "$nstrace_pid" 2>/dev/null || true
+    wait "$strace_pid" "$nstrace_pid" 2>/dev/null || true
     req=$(jq -r '.requests // 0' "$dir/runs/strace.$s.json" 2>/dev/null || echo 0)
-    strace_summary "$trace" "$req" | jq -c --arg s "$s" '{scenario: $s} + .' >>"$syscalls_file"
+    nginx_counts=$(strace_summary "$ntrace" "$req" | jq -c '.per_request')
+    strace_summary "$trace" "$req" | jq -c --arg s "$s" --argjson n "$nginx_counts" '{scenario: $s} + . + {nginx_per_request: $n}' >>"$syscalls_file"
+    rm -f "$ntrace"
     tail -n 1 "$syscalls_file" | jq -r '"  \(.scenario): \(.requests) requests; per request: \(.receives_per_request) receives (\(.receives_of_4_bytes_per_request) of exactly 4 bytes), "
-      + (.per_request | to_entries | map("\(.key) \(.value)") | join(", "))' >&2
+      + (.per_request | to_entries | map("\(.key) \(.value)") | join(", "))
+      + "; nginx workers: " + (.nginx_per_request | to_entries | map("\(.key) \(.value)") | join(", "))' >&2
     rm -f "$trace"
   done
 fi
@@ -787,7 +852,7 @@ summary=$(jq -s \
   --argjson settings "$(jq -n --argjson d "$duration" --argjson r "$runs" --argjson t "$threads" --argjson c "$connections" \
       --argjson w "$workers" --argjson n "$cold_tokens" --arg sc "$scenarios" \
       '{duration_s: $d, runs: $r, wrk_threads: $t, wrk_connections: $c, nginx_workers: $w, cold_tokens: $n, scenarios: ($sc | split(","))}')" \
-  --argjson versions "$versions" --slurpfile syscalls "$syscalls_file" \
+  --argjson versions "$versions" --slurpfile syscalls "$syscalls_file" --argjson frames "$frames_json" \
   --argjson nginx_errors "${nginx_errors:-0}" --argjson nginx_error_sample "$nginx_error_sample" \
   --arg cpu "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" --argjson cores "$(nproc)" \
   --arg load_start "$load_start" --arg load_end "$load_end" --arg when "$(date -u +%Y-%m-%dT%H:%M:%SZ)" '
@@ -836,6 +901,7 @@ summary=$(jq -s \
       }
     },
     syscalls: ($syscalls | map({key: .scenario, value: (. | del(.scenario))}) | from_entries),
+    frames: $frames,
     problems: ([$runs[] | select(.ok | not) | "\(.scenario) #\(.round): \(.problems | join("; "))"]
       + (if $nginx_errors > 0 then ["nginx logged \($nginx_errors) lines at error level or worse, e.g. \($nginx_error_sample[0])"] else [] end)),
     run_records: $runs
@@ -869,7 +935,8 @@ printf '%s\n' "$summary" | jq -r --arg order "noplugin,$scenarios" '
     (if ($r.syscalls | length) > 0 then
       "", "plugin server syscalls per request (under strace; wrk -c\($r.settings.wrk_connections)):",
       ($r.syscalls | to_entries[] | "  \(.key | lpad(20)) receives \(.value.receives_per_request | fmt(2)) (of exactly 4 bytes: \(.value.receives_of_4_bytes_per_request | fmt(2))); "
-        + (.value.per_request | to_entries | sort_by(.key) | map("\(.key) \(.value | fmt(2))") | join(", ")))
+        + (.value.per_request | to_entries | sort_by(.key) | map("\(.key) \(.value | fmt(2))") | join(", "))
+        + "; nginx workers: " + ((.value.nginx_per_request // {}) | to_entries | sort_by(.key) | map("\(.key) \(.value | fmt(2))") | join(", ")))
     else empty end),
     (if ($r.problems | length) > 0 then "", "PROBLEMS:", ($r.problems[] | "  " + .) else empty end)'
 

@@ -22,6 +22,7 @@ public sealed class ExamplePlugin : KongPlugin<ExampleConfig>
         Schema.String("request_header", @default: "x-request-id", description: "header read from the request"),
         Schema.String("upstream_header", @default: "x-example", lenMin: 1, description: "header set upstream"),
         Schema.String("greeting", @default: "hello", description: "value prefix"),
+        Schema.Boolean("read_body", @default: false, description: "also read the request body (kong.request.get_raw_body) and send its size upstream as x-body-bytes"),
     ];
 
     protected override JsonTypeInfo<ExampleConfig> ConfigTypeInfo => ExampleJson.Default.ExampleConfig;
@@ -45,6 +46,12 @@ public sealed class ExamplePlugin : KongPlugin<ExampleConfig>
                 return;
             }
             await kong.ServiceRequest.SetHeaderAsync(config.UpstreamHeader, $"{config.Greeting} {value}@{await host}");
+            if (config.ReadBody)
+            {
+                var body = await kong.Request.GetRawBodyAsync();
+                await kong.ServiceRequest.SetHeaderAsync("x-body-bytes", body.Content is { } c ? c.Length.ToString(System.Globalization.CultureInfo.InvariantCulture)
+                    : body.FilePath is not null ? "file" : "error");
+            }
         }
     }
 }
@@ -54,6 +61,7 @@ public sealed class ExampleConfig
     [JsonPropertyName("request_header")] public string RequestHeader { get; set; } = "x-request-id";
     [JsonPropertyName("upstream_header")] public string UpstreamHeader { get; set; } = "x-example";
     [JsonPropertyName("greeting")] public string Greeting { get; set; } = "hello";
+    [JsonPropertyName("read_body")] public bool ReadBody { get; set; }
 }
 
 [JsonSerializable(typeof(ExampleConfig))]

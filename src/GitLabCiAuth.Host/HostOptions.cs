@@ -22,7 +22,7 @@ public sealed class HostOptions
     public string Plugin { get; private set; } = "gitlab-ci-auth";
     public UnixFileMode SocketMode { get; private set; } = (UnixFileMode)Convert.ToInt32("600", 8);
     public LogLevel LogLevel { get; private set; } = LogLevel.Notice;
-    public int MaxFrameBytes { get; private set; } = 16 * 1024 * 1024;
+    public int MaxFrameBytes { get; private set; } = ServerOptions.DefaultMaxFrameBytes;
     public TimeSpan InstanceIdleTimeout { get; private set; } = TimeSpan.FromHours(1);
     public TimeSpan ShutdownTimeout { get; private set; } = TimeSpan.FromSeconds(10);
     public int MaxConnections { get; private set; } = 4096;
@@ -47,7 +47,8 @@ public sealed class HostOptions
           --socket-mode OCTAL           socket file mode (default 600: Kong starts the server as its workers' user;
                                         660 with a shared group for a server started outside Kong as another user)
           --log-level L                 debug, info, notice (default), warn, error, off; logs go to stderr
-          --max-frame-bytes N           largest frame/message accepted (default 16777216)
+          --max-frame-bytes N           largest frame/message accepted (default 65536: Kong's largest, a get_headers
+                                        reply, is about 36 KiB with nginx's default header buffers)
           --instance-idle-timeout S     drop instances unused for S seconds (default 3600)
           --shutdown-timeout S          on SIGTERM, wait at most S seconds for in-flight events (default 10)
           --max-connections N           concurrent connections served (default 4096)

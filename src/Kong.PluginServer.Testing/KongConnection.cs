@@ -56,6 +56,16 @@ public sealed class KongConnection : IAsyncDisposable, IDisposable
 
     internal long PooledAtTicks { get; set; }
 
+    /// <summary>Pool state for <see cref="KongSimulatorOptions.NginxPool"/>: 0 in use, 1 pooled, 2 dropped by the watcher.</summary>
+    internal int PoolState;
+
+    /// <summary>True when the socket is readable (the server closed or shut its side, or sent stray bytes); false while quiet.</summary>
+    internal bool TurnedReadable()
+    {
+        try { return _disposed || _socket.Poll(0, SelectMode.SelectRead); }
+        catch (Exception) { return true; }
+    }
+
     /// <summary>Connects to the plugin server's socket.</summary>
     /// <exception cref="KongSocketException">Connect failed ("no such file or directory", "connection refused", "timeout").</exception>
     public static async Task<KongConnection> ConnectAsync(string socketPath, TimeSpan? timeout = null, CancellationToken cancellationToken = default)

@@ -108,7 +108,7 @@ public sealed partial class KongWorker
         if (status is null)
         {
             ctx.Res.KongLog.Add("[error] starting instance: " + err);
-            throw new LuaError(err ?? "unknown error");
+            throw new LuaError(err ?? "unknown error") { ReleasesClaim = true }; // running_instances[key] = nil; error(err)
         }
         if (status is not Dictionary<string, object?> map) throw new LuaError("attempt to index local 'status' (a " + Lua.TypeName(status) + " value)");
         if (Lua.AsNumber(map.GetValueOrDefault("Id")) is not double id)

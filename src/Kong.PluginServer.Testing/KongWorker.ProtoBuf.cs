@@ -78,7 +78,7 @@ public sealed partial class KongWorker
         if (reply is null)
         {
             ctx.Res.KongLog.Add("[error] starting instance: " + err);
-            throw new LuaError(err ?? "unknown error"); // error(err) in get_instance_id
+            throw new LuaError(err ?? "unknown error") { ReleasesClaim = true }; // running_instances[key] = nil; error(err) in get_instance_id
         }
         if (reply.InstanceStatus is null) throw new LuaError("attempt to index field 'instance_status' (a nil value)");
         return reply.InstanceStatus.InstanceId;

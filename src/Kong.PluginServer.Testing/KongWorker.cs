@@ -22,6 +22,7 @@ public sealed partial class KongWorker
     private long _pbSeq;     // Kong's Rpc.msg_id (pb_rpc): incremented per call, the call carries value + 1
     private long _mpMsgId;   // Kong's Rpc.msg_id (mp_rpc): incremented per call, the call carries the value
     private long _opened;
+    private long _heldClaims;
     private double? _serverPid;
 
     internal KongWorker(KongSimulator sim, int index)
@@ -46,6 +47,8 @@ public sealed partial class KongWorker
     public int PooledConnections => _pool.Count;
     /// <summary>Connections this worker has opened so far (pool misses).</summary>
     public long ConnectionsOpened => Interlocked.Read(ref _opened);
+    /// <summary>StartInstance calls that raised without releasing their instance claim (Kong's requests for the entity then wait up to 10 s).</summary>
+    public long HeldClaims => Interlocked.Read(ref _heldClaims);
     /// <summary>The <c>RpcCall.sequence</c> the next ProtoBuf call of this worker will carry.</summary>
     public long NextSequence => Interlocked.Read(ref _pbSeq) + 2;
     /// <summary>The msgid the next MsgPack call of this worker will carry.</summary>
@@ -259,6 +262,13 @@ public sealed partial class KongWorker
                 ? await StartInstancePbAsync(ctx, conf).ConfigureAwait(false)
                 : await StartInstanceMpAsync(ctx, conf).ConfigureAwait(false);
         }
+        catch (LuaError e) when (!e.ReleasesClaim)
+        {
+            // a raise inside Rpc:call (assert on a failed send, on a reply that does not decode): Kong never reaches
+            // `running_instances[key] = nil`, so the claim stays; waiters give up after the claim timeout
+            Interlocked.Increment(ref _heldClaims);
+            throw;
+        }
         catch
         {
             lock (_instLock)
@@ -289,8 +299,20 @@ public sealed partial class KongWorker
     private async ValueTask<KongConnection> CheckoutAsync()
     {
         var idle = _sim.Options.PoolIdleTimeout;
+        bool nginx = _sim.Options.NginxPool;
         while (_pool.TryPop(out var c))
         {
+            if (nginx)
+            {
+                // nginx takes a cached connection without looking at it; only the watcher drops closed ones
+                if (Interlocked.CompareExchange(ref c.PoolState, 0, 1) == 1 && !c.IsBroken && Stopwatch.GetElapsedTime(c.PooledAtTicks) < idle)
+                {
+                    c.Timeout = _sim.Options.Timeout;
+                    return c;
+                }
+                if (Volatile.Read(ref c.PoolState) != 2) c.Dispose();
+                continue;
+            }
             if (c.IsReusable() && Stopwatch.GetElapsedTime(c.PooledAtTicks) < idle)
             {
                 c.Timeout = _sim.Options.Timeout;
@@ -309,9 +331,37 @@ public sealed partial class KongWorker
         if (keepAlive && c.IsReusable() && _pool.Count < _sim.Options.PoolSize)
         {
             c.PooledAtTicks = Stopwatch.GetTimestamp();
+            if (_sim.Options.NginxPool)
+            {
+                Volatile.Write(ref c.PoolState, 1);
+                EnsurePoolWatcher();
+            }
             _pool.Push(c);
         }
         else c.Dispose();
+    }
+
+    private int _watching;
+
+    /// <summary>nginx's keep-alive close handler: a pooled connection that turns readable is closed and leaves the pool.</summary>
+    private void EnsurePoolWatcher()
+    {
+        if (Interlocked.Exchange(ref _watching, 1) == 1) return;
+        _ = Task.Run(async () =>
+        {
+            while (true)
+            {
+                await Task.Delay(1).ConfigureAwait(false);
+                foreach (var c in _pool.ToArray())
+                {
+                    if (Volatile.Read(ref c.PoolState) == 1 && c.TurnedReadable() && Interlocked.CompareExchange(ref c.PoolState, 2, 1) == 1)
+                        c.Dispose();
+                }
+                if (!_pool.IsEmpty) continue;
+                Volatile.Write(ref _watching, 0); // nothing pooled: stop; the next Release starts a watcher again
+                if (_pool.IsEmpty || Interlocked.Exchange(ref _watching, 1) == 1) return;
+            }
+        });
     }
 
     private readonly struct Usage(KongConnection c)

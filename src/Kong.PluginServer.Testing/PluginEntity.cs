@@ -98,6 +98,14 @@ public sealed class KongSimulatorOptions
     public int MaxReplays { get; set; } = 5;
     /// <summary>Keep-alive pool size per worker (lua_socket_pool_size; Kong sets 256).</summary>
     public int PoolSize { get; set; } = 256;
+    /// <summary>
+    /// false (default): a pooled connection is checked when it is taken from the pool (closed by the server: not used).
+    /// true: as nginx does it, a pooled connection is not checked when taken; a watcher (every millisecond) closes
+    /// pooled connections that turned readable (EOF, stray bytes), so a request that takes one first writes into it:
+    /// the send fails if the server closed it (Kong's <c>assert</c> raises), or succeeds and the read sees EOF if the
+    /// server only shut its write side.
+    /// </summary>
+    public bool NginxPool { get; set; }
     /// <summary>Idle time after which a pooled connection is dropped (Kong: 60 s).</summary>
     public TimeSpan PoolIdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
     /// <summary>ProtoBuf: true (Kong 3.8+) answers 500 on a pluginserver error; false logs and lets the request through (older Kong).</summary>

@@ -11,7 +11,15 @@ namespace Kong.PluginServer.Testing.Internal;
 //   MsgPackEmptyMap / MsgPackBin for the two packer overrides of Kong's mp_rpc.
 
 /// <summary>A Lua error raised inside Kong (PDK argument or phase check, failed assert, encode error).</summary>
-internal sealed class LuaError(string message) : Exception(message);
+internal sealed class LuaError(string message) : Exception(message)
+{
+    /// <summary>
+    /// Raised by get_instance_id's own <c>error(err)</c>, after it released its instance claim. Any other raise during a
+    /// StartInstance (an <c>assert</c> inside Rpc:call: a failed send, a reply that does not decode, a wrong sequence)
+    /// skips that cleanup: the claim stays and the worker's requests for the entity wait out the 10 s claim timeout.
+    /// </summary>
+    public bool ReleasesClaim { get; init; }
+}
 
 /// <summary>kong.response.exit: Kong yields the handler coroutine and never resumes it.</summary>
 internal sealed class ExitSignal : Exception

@@ -18,8 +18,14 @@ public sealed class ServerOptions
     /// </summary>
     public UnixFileMode SocketMode { get; init; } = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
-    /// <summary>Largest frame (ProtoBuf:1) or message (MsgPack:1) accepted; bigger input closes that connection. Default 16 MiB.</summary>
-    public int MaxFrameBytes { get; init; } = 16 * 1024 * 1024;
+    /// <summary>
+    /// Largest frame (ProtoBuf:1) or message (MsgPack:1) accepted. Default 64 KiB: the largest Kong sends with its
+    /// buffer settings is a get_headers reply of about 36 KiB (docs/protocol.md#frame-sizes). A bigger one is read and
+    /// dropped without being buffered: a PDK reply fails the call that awaited it, a command closes the connection.
+    /// </summary>
+    public int MaxFrameBytes { get; init; } = DefaultMaxFrameBytes;
+
+    public const int DefaultMaxFrameBytes = 64 * 1024;
 
     /// <summary>An instance unused this long is dropped (Kong re-creates it after "closed"). Default 1 hour.</summary>
     public TimeSpan InstanceIdleTimeout { get; init; } = TimeSpan.FromHours(1);

@@ -177,6 +177,23 @@ public class BadInputTests
         return true;
     }
 
+    [Fact]
+    public async Task ProtoBuf_a_PDK_result_over_the_maximum_fails_the_call_not_the_connection()
+    {
+        await using var host = Host(KongProtocol.ProtoBuf);
+        var entity = host.Kong.AddPlugin("{}");
+        // the header value makes Kong's get_header result larger than --max-frame-bytes: read and dropped unbuffered,
+        // the awaiting call fails, the handler's failure answers 500, and the event ends normally (no replay)
+        var big = await host.Kong.Worker(0).RunAsync(entity, "access",
+            new SimRequest { Headers = { ["x-in"] = new string('v', MaxFrame * 2), ["host"] = "h" } }).Within();
+        Assert.True(big.Status == 500 && big.Outcome == SimOutcome.Exited, big.ToString());
+        Assert.Equal(0, big.Retries);
+        // the exit ends that connection (Kong's doing); the next event is served as usual, without a replay
+        var r = await host.Kong.Worker(0).RunAsync(entity, "access", new SimRequest { Headers = { ["x-in"] = "ok", ["host"] = "h" } }).Within();
+        Assert.Equal("ok@h", r.UpstreamHeaders["x-out"]);
+        Assert.Equal(0, r.Retries);
+    }
+
     [Theory]
     [MemberData(nameof(T.Protocols), MemberType = typeof(T))]
     public async Task Thousands_of_connect_and_close_probes_are_harmless(KongProtocol protocol)

@@ -14,7 +14,7 @@ namespace Resilience.Tests.Fuzz;
 public sealed class ProtocolFuzzTests(ITestOutputHelper output)
 {
     public const int DefaultCases = 5000;
-    private const int MaxFrameBytes = 16 * 1024 * 1024; // the binary's default
+    private const int MaxFrameBytes = 64 * 1024; // the binary's default
     private const int FdSlack = 8;
     private const int MaxWorkerGrowth = 40;
     // RSS over the warmed-up baseline after the whole run. Generous on purpose: it includes the GC's retained heap,

@@ -114,6 +114,86 @@ public sealed class SignalTests(ITestOutputHelper output)
         Assert.True(settled.RssKiB < 256 * 1024, $"the restarted server grew to {settled}");
     }
 
+    /// <summary>
+    /// SIGTERM while Kong keeps sending (docs/protocol.md#draining): no request waits (no instance claim is left held by a
+    /// send that failed inside Kong's assert, no replay loop between a refused event and a started instance), none is
+    /// answered wrongly, and once Kong respawns the server every request is exact again.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task Sigterm_under_load_leaves_no_request_waiting_and_none_answered_wrongly(KongProtocol protocol)
+    {
+        await using var rig = await BinaryRig.StartAsync(protocol, "info");
+        // Kong 3.8+, with nginx's keep-alive pool: a pooled connection the server closed is only noticed a little later
+        await using var kong = new KongSimulator(rig.Socket, protocol, BinaryRig.PluginName, 2,
+            new KongSimulatorOptions { Timeout = Bounds.KongTimeout, FailClosed = true, NginxPool = true });
+        var entity = kong.AddPlugin(rig.ConfigJson());
+        var traffic = new GoodTraffic(kong, entity, rig.Minter);
+
+        var results = new ConcurrentQueue<(TimeSpan Took, Phase Phase, SimResult? Result, string? Problem)>();
+        int phase = (int)Phase.Before, count = 0;
+        using var stop = new CancellationTokenSource();
+        var loops = Enumerable.Range(0, 8).Select(n => Task.Run(async () =>
+        {
+            var rng = new Random(n);
+            while (!stop.IsCancellationRequested)
+            {
+                var started = (Phase)Volatile.Read(ref phase);
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                var (r, problem) = await traffic.TryOneAsync(n % 2, rng.Next(4));
+                var ended = (Phase)Volatile.Read(ref phase);
+                results.Enqueue((clock.Elapsed, started == ended ? started : Phase.Across, r, problem));
+                Interlocked.Increment(ref count);
+                if (problem is not null && started != Phase.Before) await Task.Delay(2); // the server is away: do not spin
+            }
+        })).ToArray();
+
+        await Bounds.Until(() => Volatile.Read(ref count) >= 300, "300 requests before the signal");
+        // a slow event keeps the server draining for a while, as Kong's in-flight requests do
+        using var held = new HeldEvents(rig);
+        await held.HoldAsync(await FuzzSetup.StartInstanceAsync(rig, rig.ConfigJson()), 1);
+        Volatile.Write(ref phase, (int)Phase.Across);
+        rig.Host.Signal(Posix.SIGTERM);
+        await Task.Delay(300);
+        Assert.Equal(1, await held.CompleteAsync(rig.Minter.Mint()));
+        Assert.Equal(0, await rig.Host.WaitForExitAsync(Bounds.Hang));
+        int atExit = Volatile.Read(ref count);
+        await Bounds.Until(() => Volatile.Read(ref count) >= atExit + 100, "100 requests into the outage");
+        await rig.RestartAsync(); // Kong's respawn
+        Volatile.Write(ref phase, (int)Phase.After);
+        int atRestart = Volatile.Read(ref count);
+        await Bounds.Until(() => Volatile.Read(ref count) >= atRestart + 300, "300 requests after the respawn");
+        stop.Cancel();
+        await Task.WhenAll(loops).Within();
+
+        var all = results.ToArray();
+        int exact = 0, failedClosed = 0, failedOpen = 0;
+        foreach (var x in all)
+        {
+            // one event takes milliseconds here; a held claim costs 10 s, a replay loop several round trips per replay
+            Assert.True(x.Took < TimeSpan.FromSeconds(2), $"a request ({x.Phase}) took {x.Took.TotalMilliseconds:0} ms: {x.Problem}: {x.Result}");
+            Assert.NotNull(x.Result);
+            Assert.True(x.Result!.Retries <= 1, $"{x.Phase}: {x.Result.Retries} replays: {x.Result}");
+            if (x.Problem is null) { exact++; continue; }
+            Assert.True(x.Phase != Phase.Before, $"before the signal: {x.Problem}: {x.Result}");
+            if (x.Result.Outcome == SimOutcome.Failed && x.Result.Status == 500) failedClosed++;
+            else
+            {
+                // MsgPack:1 lets a request through when the server is unreachable, on every Kong version
+                // (docs/protocol.md#msgpack-fails-open), with nothing from the plugin
+                Assert.True(protocol == KongProtocol.MsgPack && x.Result.Outcome == SimOutcome.FailedOpen && x.Result.Exit is null,
+                    $"{x.Phase}: {x.Problem}: {x.Result}");
+                failedOpen++;
+            }
+        }
+        for (int w = 0; w < kong.WorkerCount; w++) Assert.Equal(0, kong.Worker(w).HeldClaims);
+        // once the respawned server answers, every request is exact again (the last ones; the first after the respawn may replay)
+        foreach (var x in all.Where(x => x.Phase == Phase.After).Skip(50))
+            Assert.True(x.Problem is null, $"after the respawn: {x.Problem}: {x.Result}");
+        output.WriteLine($"{protocol}: {all.Length} requests, {exact} exact, {failedClosed} failed closed (500), {failedOpen} failed open; slowest " +
+            string.Join(", ", all.GroupBy(x => x.Phase).Select(g => $"{g.Key} {g.Max(x => x.Took).TotalMilliseconds:0} ms")));
+    }
+
     /// <summary>Events held in flight by a scripted Kong: the plugin asked for the request headers and waits.</summary>
     private sealed class HeldEvents(BinaryRig rig) : IDisposable
     {

@@ -18,7 +18,9 @@ public sealed class HostileTokenRigs : IAsyncLifetime
     {
         foreach (var p in new[] { KongProtocol.ProtoBuf, KongProtocol.MsgPack })
         {
-            var rig = await BinaryRig.StartAsync(p, "error");
+            // tokens of up to max_token_bytes (65536) and a 1 MiB header pass nginx only with raised header buffers;
+            // a deployment that raises them raises --max-frame-bytes too (docs/protocol.md#frame-sizes)
+            var rig = await BinaryRig.StartAsync(p, "error", "--max-frame-bytes", "4194304");
             _rigs[p] = (rig, rig.Simulator());
         }
     }

@@ -15,6 +15,7 @@
 local cjson = require "cjson.safe"
 local mp = require "MessagePack"
 local pdk = require "rig.pdk"
+local frames = require "rig.frames"
 
 local ngx = ngx
 local type, pairs, unpack, assert, setmetatable, tonumber = type, pairs, unpack, assert, setmetatable, tonumber
@@ -57,6 +58,10 @@ end
 
 local fixes = {
   ["kong.request.get_headers"] = multimap,
+  ["kong.request.get_raw_body"] = function(bin) -- Kong's fix_raw: the body as bin
+    if type(bin) ~= "string" then return bin end
+    return function(buffer) mp.packers.binary(buffer, bin) end
+  end,
 }
 
 local step_for = {
@@ -100,7 +105,9 @@ function Rpc:call(method, params, counters)
   end
 
   local bytes
-  bytes, err = c:send(mp.pack({ 0, msg_id, method, { params } }))
+  local msg = mp.pack({ 0, msg_id, method, { params } })
+  frames.note("MsgPack:1 " .. method, #msg)
+  bytes, err = c:send(msg)
   if not bytes then
     c:setkeepalive()
     return nil, err

@@ -519,6 +519,15 @@ M.ret.Consumer = function(c)
   return out
 end
 
+-- Kong's pb_rpc wraps get_raw_body: the body as content, else the temp file's path, else the error
+M.ret.RawBodyResult = function(v, err)
+  if type(v) == "string" then return "\10" .. varint(#v) .. v end
+  local path = ngx.req.get_body_file()
+  if path then return "\18" .. varint(#path) .. path end
+  local e = err or "Can't read request body"
+  return "\26" .. varint(#e) .. e
+end
+
 M.ret.AuthenticatedCredential = function(c)
   if c == nil then return "" end
   if type(c) ~= "table" then bad_encode(c) end

@@ -15,6 +15,7 @@
 local cjson = require "cjson.safe"
 local pb = require "rig.pb"
 local pdk = require "rig.pdk"
+local frames = require "rig.frames"
 
 local ngx = ngx
 local byte, char, find, lower, format = string.byte, string.char, string.find, string.lower, string.format
@@ -76,6 +77,7 @@ function Rpc:call(kind, x, y, counters)
   else
     msg = pb.close_instance(seq, x)
   end
+  frames.note(kind == "start" and "ProtoBuf:1 StartInstance" or kind == "event" and "ProtoBuf:1 HandleEvent" or "ProtoBuf:1 CloseInstance", #msg)
   send_frame(c, msg)
 
   if kind == "event" then
@@ -91,6 +93,7 @@ function Rpc:call(kind, x, y, counters)
       local reply
       reply, err = call_pdk(name, arg)
       if not reply then return nil, err end
+      frames.note("ProtoBuf:1 " .. name, #reply)
       send_frame(c, reply)
     end
   end

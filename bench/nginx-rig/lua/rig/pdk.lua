@@ -83,6 +83,19 @@ function request.get_headers(max_headers)
   return ngx.req.get_headers(max_headers)
 end
 
+-- Kong 3.x: the buffered body; a body that went to a temp file is an error (no max_allowed_file_size here)
+function request.get_raw_body()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if not body then
+    if ngx.req.get_body_file() then
+      return nil, "request body did not fit into client body buffer, consider raising 'client_body_buffer_size'"
+    end
+    return ""
+  end
+  return body
+end
+
 function request.get_method()
   return ngx.req.get_method()
 end
@@ -330,6 +343,7 @@ M.methods = {
   ["kong.request.get_header"] = request.get_header,
   ["kong.request.get_headers"] = request.get_headers,
   ["kong.request.get_method"] = request.get_method,
+  ["kong.request.get_raw_body"] = request.get_raw_body,
   ["kong.request.get_path"] = request.get_path,
   ["kong.request.get_host"] = request.get_host,
   ["kong.request.get_scheme"] = request.get_scheme,
@@ -366,6 +380,7 @@ M.pb_types = {
   ["kong.request.get_header"] = { "String", "String" },
   ["kong.request.get_headers"] = { "Int", "Struct" },
   ["kong.request.get_method"] = { "Empty", "String" },
+  ["kong.request.get_raw_body"] = { "Empty", "RawBodyResult" },
   ["kong.request.get_path"] = { "Empty", "String" },
   ["kong.request.get_host"] = { "Empty", "String" },
   ["kong.request.get_scheme"] = { "Empty", "String" },

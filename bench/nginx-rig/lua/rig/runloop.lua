@@ -12,6 +12,7 @@
 -- `rig_stats` shared dict every 0.2 s; `/__rig/stats` on the admin port serves them as JSON.
 
 local cjson = require "cjson.safe"
+local frames = require "rig.frames"
 local pdk = require "rig.pdk"
 local pb_rpc = require "rig.pb_rpc"
 local mp_rpc = require "rig.mp_rpc"
@@ -188,6 +189,7 @@ end
 
 local function flush(premature)
   local dict = ngx.shared.rig_stats
+  frames.flush(dict)
   for route, e in pairs(entities) do
     local c = e.counters
     for _, name in ipairs(COUNTERS) do
@@ -208,6 +210,7 @@ function M.stats_json()
     for _, name in ipairs(COUNTERS) do t[name] = dict:get(route .. "|" .. name) or 0 end
     out[route] = t
   end
+  out.__frames = frames.collect(dict)
   return cjson.encode(out)
 end
 

@@ -12,9 +12,11 @@ namespace Kong.PluginServer.Protocol.MsgPack;
 /// </summary>
 public sealed class MsgPackPdkCodec : PdkCodec
 {
+    private readonly MsgPackValueWriter _values = new();
+
     public override void WriteCall(OutputBuffer output, PdkMethod method, in PdkArgs a)
     {
-        var values = new MsgPackValueWriter(output);
+        var values = _values.To(output);
         var w = new MessagePackWriter(output);
         w.WriteMapHeader(2);
         w.Write("Method");
@@ -106,10 +108,51 @@ public sealed class MsgPackPdkCodec : PdkCodec
         }
     }
 
-    public override string ReadString(ReadOnlyMemory<byte> reply) => MsgPackValues.AsString(Value(reply)) ?? "";
-    public override long ReadInt(ReadOnlyMemory<byte> reply) => MsgPackValues.AsLong(Value(reply));
-    public override double ReadNumber(ReadOnlyMemory<byte> reply) => MsgPackValues.AsDouble(Value(reply));
-    public override bool ReadBool(ReadOnlyMemory<byte> reply) => Value(reply) is true;
+    // scalars are read straight from the reply: no object tree, no boxing
+    public override string ReadString(ReadOnlyMemory<byte> reply)
+    {
+        if (reply.IsEmpty) return "";
+        var r = new MessagePackReader(reply);
+        return r.NextMessagePackType switch
+        {
+            MessagePackType.String => r.ReadString() ?? "",
+            MessagePackType.Nil => "",
+            _ => MsgPackValues.AsString(Value(reply)) ?? "",
+        };
+    }
+
+    public override long ReadInt(ReadOnlyMemory<byte> reply)
+    {
+        if (reply.IsEmpty) return 0;
+        var r = new MessagePackReader(reply);
+        return r.NextMessagePackType switch
+        {
+            MessagePackType.Integer when r.NextCode != MessagePackCode.UInt64 => r.ReadInt64(),
+            MessagePackType.Float => (long)r.ReadDouble(),
+            MessagePackType.Nil => 0,
+            _ => MsgPackValues.AsLong(Value(reply)),
+        };
+    }
+
+    public override double ReadNumber(ReadOnlyMemory<byte> reply)
+    {
+        if (reply.IsEmpty) return 0;
+        var r = new MessagePackReader(reply);
+        return r.NextMessagePackType switch
+        {
+            MessagePackType.Float => r.ReadDouble(),
+            MessagePackType.Integer when r.NextCode != MessagePackCode.UInt64 => r.ReadInt64(),
+            MessagePackType.Nil => 0,
+            _ => MsgPackValues.AsDouble(Value(reply)),
+        };
+    }
+
+    public override bool ReadBool(ReadOnlyMemory<byte> reply)
+    {
+        if (reply.IsEmpty) return false;
+        var r = new MessagePackReader(reply);
+        return r.NextMessagePackType == MessagePackType.Boolean && r.ReadBoolean();
+    }
     public override object? ReadValue(ReadOnlyMemory<byte> reply) => AsPdkValue(Value(reply));
 
     /// <summary>A value as plugins get it on either protocol (google.protobuf.Value's shapes): numbers are double,

@@ -4,10 +4,22 @@ using MessagePack;
 
 namespace Kong.PluginServer.Protocol.MsgPack;
 
-/// <summary>Writes PDK values as msgpack (maps and arrays with their counts up front).</summary>
-internal sealed class MsgPackValueWriter(IBufferWriter<byte> output) : PdkValueWriter
+/// <summary>Writes PDK values as msgpack (maps and arrays with their counts up front). One per codec, pointed at the output of each call.</summary>
+internal sealed class MsgPackValueWriter : PdkValueWriter
 {
-    private MessagePackWriter W() => new(output);
+    private IBufferWriter<byte> _output = null!;
+
+    public MsgPackValueWriter() { }
+
+    public MsgPackValueWriter(IBufferWriter<byte> output) => _output = output;
+
+    public MsgPackValueWriter To(IBufferWriter<byte> output)
+    {
+        _output = output;
+        return this;
+    }
+
+    private MessagePackWriter W() => new(_output);
 
     public override void Null() { var w = W(); w.WriteNil(); w.Flush(); }
     public override void String(string value) { var w = W(); w.Write(value); w.Flush(); }
