@@ -17,7 +17,7 @@ public sealed class KongPluginServer : IAsyncDisposable
     private readonly ConnectionHub _hub;
     private readonly Protocol.MsgPack.MsgPackEvents _msgPackEvents;
     private int _inFlightEvents;
-    private volatile bool _stopping;
+    private volatile bool _stopping, _refusing;
     private long _eventsServed;
 
     public KongPluginServer(IKongPlugin plugin, ServerOptions options)
@@ -56,8 +56,14 @@ public sealed class KongPluginServer : IAsyncDisposable
     public int InFlightEvents => Volatile.Read(ref _inFlightEvents);
     public long EventsServed => Interlocked.Read(ref _eventsServed);
 
-    /// <summary>True once a stop began: no new event starts.</summary>
+    /// <summary>True once a stop began: nothing new is accepted.</summary>
     public bool Stopping => _stopping;
+
+    /// <summary>
+    /// True while stopping without a successor: no new event or instance starts (docs/protocol.md#draining). A server
+    /// whose socket a successor took over keeps serving the connections it has until Kong closes them.
+    /// </summary>
+    public bool Refusing => _refusing;
 
     public void Start()
     {
@@ -120,10 +126,13 @@ public sealed class KongPluginServer : IAsyncDisposable
     private static readonly TimeSpan ReleaseBound = TimeSpan.FromSeconds(2);
 
     /// <summary>
-    /// Stops the way Kong survives (docs/protocol.md#draining): stops accepting; starts no new event or instance;
-    /// lets in-flight events finish (bounded by <see cref="ServerOptions.ShutdownTimeout"/>); releases Kong's idle
-    /// pooled connections by shutting our write side (never a plain close Kong could still be writing into);
-    /// waits a little for Kong to close them; closes the rest and removes the socket.
+    /// Stops the way Kong survives (docs/protocol.md#draining). Stops accepting. When a successor has taken the socket
+    /// over (a `kong reload`), Kong's new workers reach the successor and this server's connections belong to the old
+    /// workers, which finish their requests and exit: they are served as before until Kong closes them (bounded by
+    /// <see cref="ServerOptions.ShutdownTimeout"/>). Otherwise, or once that bound passes: starts no new event or
+    /// instance; lets in-flight events finish; releases Kong's idle pooled connections by shutting our write side
+    /// (never a plain close Kong could still be writing into); waits a little for Kong to close them; closes the rest.
+    /// The socket file is removed only while it is still the one this server bound.
     /// </summary>
     public async Task StopAsync()
     {
@@ -134,12 +143,20 @@ public sealed class KongPluginServer : IAsyncDisposable
         _listener.Dispose();
         // During a `kong reload` a new server may own the path already while this one drains: only the file this
         // server bound is removed (the runtime's own unlink at close hits the temporary name it was bound under)
-        SocketFile.RemoveIfOwn(Options.SocketPath, _socketFile, Options.Log);
+        bool succeeded = SocketFile.RemoveIfOwn(Options.SocketPath, _socketFile, Options.Log);
+        var deadline = DateTime.UtcNow + Options.ShutdownTimeout;
+        if (succeeded)
+        {
+            Options.Log.Info($"serving the {ActiveConnections} connections of Kong's old workers until they close them");
+            while (ActiveConnections > 0 && DateTime.UtcNow < deadline) await Task.Delay(10).ConfigureAwait(false);
+            if (ActiveConnections > 0) Options.Log.Warn($"{ActiveConnections} connections still open {Options.ShutdownTimeout.TotalSeconds:0} s after the takeover; releasing them");
+            deadline = DateTime.UtcNow + ReleaseBound;
+        }
+        _refusing = true;
         // ProtoBuf:1: idle pooled connections go at once (events in flight release theirs when they end).
         // MsgPack:1: the Steps of events in flight arrive on pooled connections, so they go once the events are over.
         bool protoBuf = Options.Protocol == PluginDump.ProtoBuf;
         if (protoBuf) DrainIdle();
-        var deadline = DateTime.UtcNow + Options.ShutdownTimeout;
         while (InFlightEvents > 0 && DateTime.UtcNow < deadline) await Task.Delay(10).ConfigureAwait(false);
         if (InFlightEvents > 0) Options.Log.Warn($"{InFlightEvents} events still running at shutdown");
         DrainIdle();

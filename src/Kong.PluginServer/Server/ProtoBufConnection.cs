@@ -49,7 +49,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
 
     public void OnAttached()
     {
-        _mode = _server.Stopping ? Mode.Discard : Mode.Commands;
+        _mode = _server.Refusing ? Mode.Discard : Mode.Commands;
         _eventRunning = false;
         _released = false;
         _awaiting.Clear();
@@ -147,7 +147,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
 
             case RpcCommandKind.StartInstance:
             {
-                if (_server.Stopping)
+                if (_server.Refusing)
                 {
                     // no new instance on a stopping server, and no answer that could make Kong loop: it reads EOF
                     // ("closed"), releases its claim and fails this request (docs/protocol.md#server-lifecycle)
@@ -205,7 +205,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
             throw new ProtocolViolationException("unknown event name");
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         _server.EventStarted(); // counted before the stop check: shutdown waits for every event it lets start
-        if (_server.Stopping)
+        if (_server.Refusing)
         {
             _server.EventRefused();
             Log.Info($"connection {_io.Id}: stopping; no new event starts");
@@ -284,7 +284,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
         _server.CountEventWrite();
         _io.Flush();
         // the replies of the setters in that write come before Kong's next command; read in order, dropped
-        if (_server.Stopping && !_io.Closed) Drain();
+        if (_server.Refusing && !_io.Closed) Drain();
     }
 
     /// <summary>

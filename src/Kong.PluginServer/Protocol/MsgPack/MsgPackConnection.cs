@@ -183,7 +183,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
                 else { SkipKey(ref r); r.Skip(); }
             }
         }
-        if (_server.Stopping)
+        if (_server.Refusing)
         {
             // nothing new starts while draining; "no plugin instance" makes Kong retry (its StartInstance is then
             // refused, which fails the request) rather than fail open: any other MsgPack error lets the request through
@@ -245,7 +245,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
 
     private void StartInstance(uint msgId, ReadOnlyMemory<byte> param)
     {
-        if (_server.Stopping)
+        if (_server.Refusing)
         {
             // Kong raises on a StartInstance error (the request fails, its claim is released); it does not replay
             RespondError(msgId, "server stopping: no new instance starts");
