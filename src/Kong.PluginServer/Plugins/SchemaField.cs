@@ -82,6 +82,11 @@ public sealed record SchemaField(string Name, SchemaType Type)
         ? int.Parse(d, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture)
         : throw new InvalidOperationException($"{Name} is not an integer field with a default");
 
+    /// <summary>The default of a number (or integer) field.</summary>
+    public double NumberDefault => Type.Type is "number" or "integer" && Type.DefaultJson is { } d
+        ? double.Parse(d, NumberStyles.Float, CultureInfo.InvariantCulture)
+        : throw new InvalidOperationException($"{Name} is not a number field with a default");
+
     /// <summary>The default of a boolean field.</summary>
     public bool BooleanDefault => Type.Type == "boolean" && Type.DefaultJson is { } d
         ? d == "true"

@@ -106,6 +106,7 @@ public class ConfigGeneratorTests
         Assert.Same(ShapesConfig.Fields.TimeoutSeconds, ShapesConfig.KongFields[5]);
         Assert.Equal(60, ShapesConfig.Fields.TimeoutSeconds.IntegerDefault);
         Assert.Equal("between 0 and 600", ShapesConfig.Fields.TimeoutSeconds.RangeText);
+        Assert.Equal(0.5, ShapesConfig.Fields.Ratio.NumberDefault);
         Assert.Equal(["RS256"], ShapesConfig.Fields.Algorithms.StringListDefault);
         Assert.Equal("headers_map", ShapesConfig.Fields.Headers.Name);
     }
