@@ -224,10 +224,31 @@ public class ConfigGeneratorTests
                 public double? D { get; set; }
             }
             [KongRecord] public partial class R { public string? X { get; set; } }
+            [KongRecord] public partial class Own { public Own() { } [KongField(Default = "d")] public string S { get; set; } = ""; }
+            public partial class Outer { [KongConfig] internal sealed partial class Inner { public long N { get; set; } } }
             public static class Use { public static C Read() => C.ReadKongConfig("{}"u8); static IReadOnlyList<SchemaField> F() => C.KongFields; }
             """);
         Assert.Empty(generator);
         Assert.Empty(compilation);
+    }
+
+    [Fact]
+    public void An_edit_elsewhere_reuses_the_cached_models()
+    {
+        var parse = new CSharpParseOptions(LanguageVersion.Preview);
+        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
+            .Where(p => Path.GetFileName(p) != "Kong.PluginServer.dll")
+            .Select(p => MetadataReference.CreateFromFile(p))
+            .Append(MetadataReference.CreateFromFile(typeof(KongFieldAttribute).Assembly.Location));
+        var config = CSharpSyntaxTree.ParseText(Usings + "[KongConfig] public partial class C { [KongField(Default = 1)] public int A { get; set; } }", parse);
+        var compilation = CSharpCompilation.Create("Probe", [config], references, new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary));
+        GeneratorDriver driver = CSharpGeneratorDriver.Create([new KongConfigGenerator().AsSourceGenerator()], parseOptions: parse,
+            driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
+        driver = driver.RunGenerators(compilation);
+        driver = driver.RunGenerators(compilation.AddSyntaxTrees(CSharpSyntaxTree.ParseText("public class Unrelated { }", parse)));
+        var outputs = driver.GetRunResult().Results.Single().TrackedOutputSteps.SelectMany(s => s.Value).SelectMany(s => s.Outputs).ToList();
+        Assert.NotEmpty(outputs);
+        Assert.All(outputs, o => Assert.Equal(IncrementalStepRunReason.Cached, o.Reason));
     }
 
     [Theory]
