@@ -136,11 +136,10 @@ public sealed class HostOptions
         };
         head.AddRange(commands ?? []);
         var sb = new StringBuilder();
-        int width = Math.Max(head.Max(h => h.Synopsis.Length) + 2, 20);
         for (int i = 0; i < head.Count; i++)
         {
             sb.Append(i == 0 ? "usage: " : "       ").Append(program).Append(' ');
-            sb.Append(head[i].Synopsis.PadRight(width)).Append(head[i].Description).Append('\n');
+            sb.Append(head[i].Synopsis.PadRight(Math.Max(HeadColumn, head[i].Synopsis.Length + 3))).Append(head[i].Description).Append('\n');
         }
         sb.Append("\noptions (one or two dashes):\n");
         const int Column = 30;
@@ -156,6 +155,8 @@ public sealed class HostOptions
         }
         return sb.ToString().TrimEnd('\n');
     }
+
+    private const int HeadColumn = 21;
 
     /// <summary>The server's settings from these options.</summary>
     public ServerOptions ToServerOptions(string socketPath, ServerLog log, IServerObserver? observer = null) => new()
