@@ -23,6 +23,8 @@ public static class KongPluginHost
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(options);
         if (plugins is null || plugins.Length == 0) throw new ArgumentException("a host serves at least one plugin", nameof(plugins));
+        if (plugins.Select(p => p.Info.Name).Distinct(StringComparer.Ordinal).Count() != plugins.Length)
+            throw new ArgumentException("two plugins have the same name", nameof(plugins));
         var stdout = options.Out ?? Console.Out;
         var stderr = options.Error ?? Console.Error;
         string program = options.ProgramName ?? ProgramName(Environment.ProcessPath);

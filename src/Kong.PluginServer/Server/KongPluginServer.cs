@@ -7,9 +7,9 @@ namespace Kong.PluginServer.Server;
 /// <summary>
 /// Kong's external plugin server for one plugin or several: listens on a Unix socket and serves its connections
 /// from event loops (one thread per core by default). With several plugins, StartInstance's plugin name picks the
-/// plugin, and every event goes to the plugin its instance was started for (docs/hosting.md#several-plugins). Start with <see cref="Start"/>, stop with <see cref="StopAsync"/>
-/// (stop accepting, let in-flight events finish within the bound, release Kong's pooled connections, remove
-/// the socket).
+/// plugin, and every event goes to the plugin its instance was started for (docs/hosting.md#several-plugins).
+/// Start with <see cref="Start"/>, stop with <see cref="StopAsync"/> (stop accepting, let in-flight events finish
+/// within the bound, release Kong's pooled connections, remove the socket).
 /// </summary>
 public sealed class KongPluginServer : IAsyncDisposable
 {
@@ -85,6 +85,7 @@ public sealed class KongPluginServer : IAsyncDisposable
 
     /// <summary>The names served, for messages: <c>'a', 'b'</c>.</summary>
     internal string PluginNameList => string.Join(", ", Plugins.Select(p => $"'{p.Info.Name}'"));
+
     public ServerOptions Options { get; }
     public InstanceRegistry Registry { get; }
     internal Protocol.MsgPack.MsgPackEvents MsgPackEvents => _msgPackEvents;

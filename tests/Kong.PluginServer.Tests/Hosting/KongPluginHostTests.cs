@@ -165,6 +165,13 @@ public sealed class KongPluginHostTests : IDisposable
     }
 
     [Fact]
+    public void No_plugin_or_two_of_one_name_is_a_programming_error()
+    {
+        Assert.Throws<ArgumentException>(() => Run(["-dump"], null));
+        Assert.Throws<ArgumentException>(() => Run(["-dump"], null, new StampPlugin("alpha"), new StampPlugin("alpha")));
+    }
+
+    [Fact]
     public void A_product_hook_can_refuse_to_serve()
     {
         var r = Run(["-kong-prefix", _dir], new KongPluginHostOptions { BeforeServe = _ => 1 }, new StampPlugin("alpha"));
