@@ -111,6 +111,25 @@ public sealed class KongPluginHostTests : IDisposable
         Assert.Equal("kong-plugin-server.socket", KongPluginHost.SocketName([new StampPlugin("alpha"), new StampPlugin("beta")], null));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task Under_kong_prefix_the_socket_is_named_after_the_plugin_or_the_executable(int count)
+    {
+        IKongPlugin[] plugins = count == 1 ? [new StampPlugin("alpha")] : [new StampPlugin("alpha"), new StampPlugin("beta")];
+        string expected = count == 1 ? "alpha.socket" : Path.GetFileNameWithoutExtension(Environment.ProcessPath!) + ".socket";
+        using var stop = new CancellationTokenSource();
+        var run = Task.Run(() => Run(["-kong-prefix", _dir], new KongPluginHostOptions { StopToken = stop.Token }, plugins));
+        // the socket is bound under a temporary dot-name, then renamed into place
+        await T.Until(() => Directory.GetFileSystemEntries(_dir).Any(e => !Path.GetFileName(e).StartsWith('.')) || run.IsCompleted, "the host to listen");
+        if (run.IsCompleted) Assert.Fail((await run).ToString());
+
+        Assert.Equal([expected], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName));
+        stop.Cancel();
+        Assert.Equal(0, (await run.WaitAsync(T.Bound)).ExitCode);
+        Assert.Empty(Directory.GetFileSystemEntries(_dir));
+    }
+
     [Fact]
     public void Subcommands_run_before_parsing_and_their_usage_errors_exit_2()
     {
