@@ -5,10 +5,11 @@ using Kong.PluginServer.Plugins;
 namespace Kong.PluginServer.Server;
 
 /// <summary>
-/// Kong's external plugin server for one plugin: listens on a Unix socket and serves its connections from
-/// event loops (one thread per core by default). Start with <see cref="Start"/>, stop with <see cref="StopAsync"/>
-/// (stop accepting, let in-flight events finish within the bound, release Kong's pooled connections, remove
-/// the socket).
+/// Kong's external plugin server for one plugin or several: listens on a Unix socket and serves its connections
+/// from event loops (one thread per core by default). With several plugins, StartInstance's plugin name picks the
+/// plugin, and every event goes to the plugin its instance was started for (docs/hosting.md#several-plugins).
+/// Start with <see cref="Start"/>, stop with <see cref="StopAsync"/> (stop accepting, let in-flight events finish
+/// within the bound, release Kong's pooled connections, remove the socket).
 /// </summary>
 public sealed class KongPluginServer : IAsyncDisposable
 {
@@ -20,13 +21,26 @@ public sealed class KongPluginServer : IAsyncDisposable
     private volatile bool _stopping, _refusing;
     private long _eventsServed;
 
-    public KongPluginServer(IKongPlugin plugin, ServerOptions options)
+    public KongPluginServer(IKongPlugin plugin, ServerOptions options) : this([plugin], options) { }
+
+    /// <summary>A server for <paramref name="plugins"/> (at least one, names distinct), all on one socket.</summary>
+    public KongPluginServer(IReadOnlyList<IKongPlugin> plugins, ServerOptions options)
     {
-        Plugin = plugin;
+        ArgumentNullException.ThrowIfNull(plugins);
+        if (plugins.Count == 0) throw new ArgumentException("a server serves at least one plugin", nameof(plugins));
+        Plugins = [.. plugins];
+        _pluginNames = new byte[Plugins.Count][];
+        for (int i = 0; i < Plugins.Count; i++)
+        {
+            string name = Plugins[i].Info.Name;
+            for (int j = 0; j < i; j++)
+                if (Plugins[j].Info.Name == name) throw new ArgumentException($"two plugins are named '{name}'", nameof(plugins));
+            _pluginNames[i] = System.Text.Encoding.UTF8.GetBytes(name);
+        }
         Options = options;
         if (options.Protocol is not (PluginDump.ProtoBuf or PluginDump.MsgPack))
             throw new ArgumentException($"unknown protocol '{options.Protocol}' ({PluginDump.ProtoBuf} or {PluginDump.MsgPack})");
-        Registry = new InstanceRegistry(plugin, options.Log, options.InstanceIdleTimeout);
+        Registry = new InstanceRegistry(Plugins, options.Log, options.InstanceIdleTimeout);
         _msgPackEvents = new Protocol.MsgPack.MsgPackEvents(this);
         _listener = Bind(options, out _socketFile);
         _limitLine = $"connection limit {options.MaxConnections} reached; closing a new connection";
@@ -46,8 +60,32 @@ public sealed class KongPluginServer : IAsyncDisposable
     }
 
     private readonly string _limitLine, _limitSummary;
+    private readonly byte[][] _pluginNames;
 
-    public IKongPlugin Plugin { get; }
+    /// <summary>The plugin served (the first one, when the server serves several).</summary>
+    public IKongPlugin Plugin => Plugins[0];
+
+    /// <summary>Every plugin served, in the order given.</summary>
+    public IReadOnlyList<IKongPlugin> Plugins { get; }
+
+    /// <summary>
+    /// The plugin a StartInstance names (its UTF-8 bytes, compared without allocating). An empty name means the plugin
+    /// of a single-plugin server (Kong always sends the name; a bare client may not).
+    /// </summary>
+    internal bool TryGetPlugin(ReadOnlySpan<byte> name, out IKongPlugin plugin)
+    {
+        if (name.IsEmpty && Plugins.Count == 1) { plugin = Plugins[0]; return true; }
+        for (int i = 0; i < _pluginNames.Length; i++)
+        {
+            if (name.SequenceEqual(_pluginNames[i])) { plugin = Plugins[i]; return true; }
+        }
+        plugin = null!;
+        return false;
+    }
+
+    /// <summary>The names served, for messages: <c>'a', 'b'</c>.</summary>
+    internal string PluginNameList => string.Join(", ", Plugins.Select(p => $"'{p.Info.Name}'"));
+
     public ServerOptions Options { get; }
     public InstanceRegistry Registry { get; }
     internal Protocol.MsgPack.MsgPackEvents MsgPackEvents => _msgPackEvents;
@@ -68,7 +106,7 @@ public sealed class KongPluginServer : IAsyncDisposable
     public void Start()
     {
         _hub.Start(_listener);
-        Options.Log.Info($"serving {Plugin.Info.Name} {Plugin.Info.Version} ({Options.Protocol}) on {Options.SocketPath}");
+        Options.Log.Info($"serving {string.Join(", ", Plugins.Select(p => $"{p.Info.Name} {p.Info.Version}"))} ({Options.Protocol}) on {Options.SocketPath}");
     }
 
     /// <summary>

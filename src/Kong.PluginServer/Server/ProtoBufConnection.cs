@@ -155,10 +155,19 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
                     Refuse();
                     return;
                 }
-                // a bad config is refused by closing without a reply: Kong raises a 500 for the request
-                var inst = registry.Start(cmd.Config);
-                Log.Info($"instance {inst.Id} started");
-                RpcCodec.WriteInstanceStatus(_io.Output, cmd.Sequence, _server.Plugin.Info.Name, inst.Id, inst.StartedAt);
+                // a plugin this server does not serve, like a bad config, is refused by closing without a reply:
+                // Kong raises a 500 for the request (docs/protocol.md#protobuf-errors)
+                if (!_server.TryGetPlugin(cmd.Name, out var plugin))
+                {
+                    string name = System.Text.Encoding.UTF8.GetString(cmd.Name);
+                    Log.Limited(LogLevel.Error, $"connection {_io.Id}: StartInstance for plugin '{name}', which this server does not serve (it serves {_server.PluginNameList}); closing",
+                        "unknown plugin");
+                    _io.Close();
+                    return;
+                }
+                var inst = registry.Start(plugin, cmd.Config);
+                Log.Info($"instance {inst.Id} of {plugin.Info.Name} started");
+                RpcCodec.WriteInstanceStatus(_io.Output, cmd.Sequence, plugin.Info.Name, inst.Id, inst.StartedAt);
                 _io.Flush();
                 return;
             }
@@ -170,7 +179,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
                 bool known = registry.TryGet(id, out var inst);
                 if (cmd.Kind == RpcCommandKind.CloseInstance && known) registry.Close(id);
                 if (!known) Log.Info($"status/close for unknown instance {id}");
-                RpcCodec.WriteInstanceStatus(_io.Output, cmd.Sequence, _server.Plugin.Info.Name, id, known ? inst.StartedAt : 0);
+                RpcCodec.WriteInstanceStatus(_io.Output, cmd.Sequence, known ? inst.Plugin.Info.Name : _server.Plugin.Info.Name, id, known ? inst.StartedAt : 0);
                 _io.Flush();
                 return;
             }
@@ -221,7 +230,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
         _eventRunning = true;
         _mode = Mode.Event;
         BeginEvent(phase);
-        if ((_server.Plugin.Info.Phases & phase) == 0)
+        if ((instance.Plugin.Info.Phases & phase) == 0)
         {
             EndEvent();
             return;
