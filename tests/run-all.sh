@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): builds everything, publishes the NativeAOT binary, runs every test project
-# (the host, deployment and resilience tests start the published binary), smoke-runs the demo on the binary
+# and sample (the host, deployment and resilience tests start the published binary), packs the packages and
+# builds, publishes and tests a plugin made from the kong-plugin template, smoke-runs the demo on the binary
 # in both protocols, runs the performance regression gate and a short sitting of the nginx rig (real nginx as
 # Kong's side: every answer checked, figures gated as ratios of the same run), and prints one summary line
 # "N passed, N failed, N skipped". Exit code non-zero on any failure.
@@ -26,21 +27,34 @@ step "demo on the binary (ProtoBuf:1 and MsgPack:1)"
 "$GITLAB_CI_AUTH_BIN" demo --protocol MsgPack:1 > "$logs/demo-mp.txt" 2>&1 || { cat "$logs/demo-mp.txt"; echo "demo (MsgPack:1) failed"; fail=1; }
 
 passed=0; failed=0; skipped=0
-for proj in tests/*/*.Tests.csproj; do
-  name=$(basename "$proj" .csproj)
-  step "test $name"
-  dotnet test "$proj" -c Release --no-build --nologo 2>&1 | tee "$logs/$name.txt"
-  rc=${PIPESTATUS[0]}
-  summary=$(grep -E '^(Passed|Failed)!' "$logs/$name.txt" | tail -n 1)
+# adds a log's last "Passed!/Failed!" line (dotnet test's summary) to the totals
+count() { # LOG NAME RC
+  local summary p f s
+  summary=$(grep -E '^(Passed|Failed)!' "$1" | tail -n 1)
   if [ -z "$summary" ]; then
-    echo "no test summary from $name (exit $rc)"; fail=1; continue
+    echo "no test summary from $2 (exit $3)"; fail=1; return
   fi
   p=$(sed -E 's/.*Passed: *([0-9]+).*/\1/' <<<"$summary")
   f=$(sed -E 's/.*Failed: *([0-9]+).*/\1/' <<<"$summary")
   s=$(sed -E 's/.*Skipped: *([0-9]+).*/\1/' <<<"$summary")
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
-  [ "$rc" -eq 0 ] || fail=1
+  [ "$3" -eq 0 ] || fail=1
+}
+
+for proj in tests/*/*.Tests.csproj samples/*/*.Tests/*.Tests.csproj; do
+  [ -f "$proj" ] || continue
+  name=$(basename "$proj" .csproj)
+  step "test $name"
+  dotnet test "$proj" -c Release --no-build --nologo 2>&1 | tee "$logs/$name.txt"
+  count "$logs/$name.txt" "$name" "${PIPESTATUS[0]}"
 done
+
+step "packages and the kong-plugin template: pack, install, create, publish with NativeAOT, -dump, its tests (tests/packaging/run.sh)"
+bash tests/packaging/run.sh "$logs/packaging" > "$logs/packaging.txt" 2>&1
+rc=$?
+grep -E '^(packing|publishing|checking|running|packaging|\{|(Passed|Failed)!)' "$logs/packaging.txt"
+if [ -s "$logs/packaging/template-tests.txt" ]; then count "$logs/packaging/template-tests.txt" "the template's tests" "$rc"
+else tail -n 40 "$logs/packaging.txt"; echo "packaging failed (exit $rc)"; fail=1; fi
 
 step "performance regression gate (bench/perf-gate.sh)"
 bash bench/perf-gate.sh > "$logs/perf-gate.txt" 2>&1 || fail=1

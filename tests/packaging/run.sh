@@ -65,7 +65,7 @@ jq -e '(.Protocol | type == "string") and (.Plugins | length == 1) and .Plugins[
 jq -c '.Plugins[0] | {Name, Phases, Priority, Version}' "$work/dump.json"
 
 echo "running the generated tests"
-dotnet test HelloKong --nologo 2>&1 | tee "$logs/template-tests.txt"
+dotnet test HelloKong/HelloKong.slnx --nologo 2>&1 | tee "$logs/template-tests.txt"
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || { echo "packaging: the generated tests failed"; exit 1; }
 echo "packaging: the template's plugin publishes, dumps and passes its tests"
