@@ -219,6 +219,11 @@ public static class ConfigNormalizer
                             Fail(path, $"key '{p.Name}' is not one of: {string.Join(", ", kt.OneOf)}");
                             continue;
                         }
+                        if (t.Keys is { LenMin: { } klm } && p.Name.Length < klm)
+                        {
+                            Fail(path, $"key '{p.Name}' is shorter than {klm} characters");
+                            continue;
+                        }
                         if (p.Value.ValueKind == JsonValueKind.Null) continue;
                         w.WritePropertyName(p.Name);
                         WriteValue(w, p.Value, t.Values ?? Schema.StringType(), path + "." + p.Name);

@@ -138,3 +138,21 @@ public class ConfigNormalizerTests
         Assert.Equal(ConfigNormalizer.Normalize(json, CheckedFields, Checks), canonical);
     }
 }
+
+public class ConfigNormalizerMapKeyTests
+{
+    private static readonly IReadOnlyList<SchemaField> Fields =
+    [
+        Schema.Map("keys", Schema.StringType(lenMin: 4), Schema.StringType(lenMin: 1), defaultJson: "{}"),
+    ];
+
+    [Fact]
+    public void A_map_key_shorter_than_its_len_min_is_refused_naming_the_field_and_the_key()
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigNormalizer.Normalize(Encoding.UTF8.GetBytes("""{"keys":{"abc":"x"}}"""), Fields));
+        Assert.Equal("keys", e.Field);
+        Assert.Contains("'abc'", e.Message);
+        var ok = JsonDocument.Parse(ConfigNormalizer.Normalize(Encoding.UTF8.GetBytes("""{"keys":{"abcd":"x"}}"""), Fields)).RootElement;
+        Assert.Equal("x", ok.GetProperty("keys").GetProperty("abcd").GetString());
+    }
+}

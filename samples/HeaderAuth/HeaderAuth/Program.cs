@@ -1,0 +1,4 @@
+using HeaderAuth;
+using Kong.PluginServer.Hosting;
+
+return KongPluginHost.Run(args, new HeaderAuthPlugin());
