@@ -83,7 +83,7 @@ public static class Fixtures
 /// and "Kong" answers from canned reply bytes, so a handler runs exactly as over a socket minus the syscalls.
 /// Mirrors ProtoBufConnection: calls are queued, a pull answers the queue in order, end marker + RpcReturn at the end.
 /// </summary>
-public sealed class InMemorySession : PdkSession
+internal sealed class InMemorySession : PdkSession
 {
     private readonly PdkCodec _codec;
     private readonly bool _protoBuf;

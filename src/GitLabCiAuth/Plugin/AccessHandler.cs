@@ -50,7 +50,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
     {
         // the policy's fail-open warnings reach Kong's error log once per instance, in the first request's first write
         if (_warnings is not null && Interlocked.Exchange(ref _warnings, null) is { } warnings)
-            foreach (var w in warnings) await kong.Log.MessageAsync(PdkMethods.LogWarn, "config: " + w);
+            foreach (var w in warnings) await kong.Log.WarnAsync("config: " + w);
         var headersCall = kong.Request.GetHeadersViewAsync(MaxHeaders);
         var methodCall = compiled.Policy.UsesMethod ? kong.Request.GetMethodAsync() : default;
         var pathCall = compiled.Policy.UsesPath ? kong.Request.GetPathAsync() : default;
@@ -108,7 +108,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
                 return;
             }
             GitLabCiAuthMetrics.WouldDeny(GitLabCiAuthMetrics.Route(kong), decision.Code!);
-            await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would deny ({decision.Code}) {Describe(result)}: {trace}");
+            await kong.Log.NoticeAsync($"dry_run: would deny ({decision.Code}) {Describe(result)}: {trace}");
             await AllowAsync(kong, sent, result, decision, wouldBe: "deny", trace);
             return;
         }
@@ -169,7 +169,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
                 }
                 // dry_run: enforce would answer 403 consumer_not_found; mark the record with that (unless the policy already denied)
                 GitLabCiAuthMetrics.WouldDeny(GitLabCiAuthMetrics.Route(kong), "consumer_not_found");
-                await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would deny (consumer_not_found) {Describe(token)}");
+                await kong.Log.NoticeAsync($"dry_run: would deny (consumer_not_found) {Describe(token)}");
                 if (wouldBe != "deny") (wouldBe, consumerCode) = ("deny", "consumer_not_found");
             }
         }
@@ -207,7 +207,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         }
         string code = result.ErrorCode!;
         await ReportKeysFailureAsync(kong, result);
-        await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would reject token ({code}): {result.Description}; {Describe(result)}");
+        await kong.Log.NoticeAsync($"dry_run: would reject token ({code}): {result.Description}; {Describe(result)}");
         GitLabCiAuthMetrics.WouldDeny(GitLabCiAuthMetrics.Route(kong), code);
         // forwarded without identity: no identity header, no consumer header
         await ForwardAsync(kong, sent, UpstreamIdentity.None, config.HideCredentials);
@@ -221,7 +221,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
     {
         string code = result.ErrorCode!;
         await ReportKeysFailureAsync(kong, result);
-        await kong.Log.MessageAsync(PdkMethods.LogNotice, $"rejected token ({code}): {result.Description}; {Describe(result)}");
+        await kong.Log.NoticeAsync($"rejected token ({code}): {result.Description}; {Describe(result)}");
         var (status, headersOut) = result.Error switch
         {
             TokenError.TokenMissing => (401, ErrorResponses.MissingToken()),
@@ -245,12 +245,12 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
     /// </summary>
     private static ValueTask ReportKeysFailureAsync(KongPdk kong, TokenResult result) =>
         result is { ReportKeysFailure: true, KeysFailure: { } failure }
-            ? kong.Log.MessageAsync(PdkMethods.LogErr, $"{failure.Describe()} (requests get 503 keys_unavailable; logged once per jwks_refetch_cooldown_seconds)")
+            ? kong.Log.ErrAsync($"{failure.Describe()} (requests get 503 keys_unavailable; logged once per jwks_refetch_cooldown_seconds)")
             : ValueTask.CompletedTask;
 
     private async ValueTask DenyAsync(KongPdk kong, TokenResult token, PolicyDecision decision, string trace)
     {
-        await kong.Log.MessageAsync(PdkMethods.LogNotice, $"denied ({decision.Code}) {Describe(token)}: {trace}");
+        await kong.Log.NoticeAsync($"denied ({decision.Code}) {Describe(token)}: {trace}");
         string message = decision.Code == PolicyDecision.PolicyDenied ? "this job is denied by the route's policy" : "no rule of the route's policy allows this job";
         await ExitAsync(kong, 403, ErrorResponses.Body(message, decision.Code!, config.ExposeDenyReason ? decision.Rule : null), ErrorResponses.Json(),
             new AuditRecord
@@ -271,12 +271,12 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
     private async ValueTask AuthenticateAnonymousAsync(KongPdk kong, SentHeaders sent, TokenResult failed)
     {
         if (failed.Error != TokenError.TokenMissing)
-            await kong.Log.MessageAsync(PdkMethods.LogNotice, $"token refused ({failed.ErrorCode}): {failed.Description}; continuing as the anonymous consumer; {Describe(failed)}");
+            await kong.Log.NoticeAsync($"token refused ({failed.ErrorCode}): {failed.Description}; continuing as the anonymous consumer; {Describe(failed)}");
         string anon = config.Anonymous!;
         var consumer = await kong.Client.LoadConsumerAsync(anon, byUsername: !Guid.TryParse(anon, out _));
         if (consumer is null)
         {
-            await kong.Log.MessageAsync(PdkMethods.LogErr, $"anonymous consumer '{ClaimText.Escape(anon)}' not found");
+            await kong.Log.ErrAsync($"anonymous consumer '{ClaimText.Escape(anon)}' not found");
             await kong.Response.ExitAsync(500, ErrorResponses.Body("anonymous consumer not found", "anonymous_not_found"), ErrorResponses.Json());
             return;
         }

@@ -3,8 +3,10 @@ using System.Text;
 namespace Kong.PluginServer.Pdk;
 
 /// <summary>kong.response: the response sent to the client.</summary>
-public sealed class PdkResponse(PdkSession s) : PdkModule(s)
+public sealed class PdkResponse : PdkModule
 {
+    internal PdkResponse(PdkSession s) : base(s) { }
+
     public ValueTask<int> GetStatusAsync() => Call(PdkMethods.ResponseGetStatus, PdkArgs.None, Decode.Int);
     public ValueTask<string> GetHeaderAsync(string name) => Call(PdkMethods.ResponseGetHeader, PdkArgs.Of(name), Decode.String);
     public ValueTask<KongMultiMap> GetHeadersAsync(int max = 100) =>

@@ -1,8 +1,10 @@
 namespace Kong.PluginServer.Pdk;
 
 /// <summary>kong.service.request: the request Kong sends upstream.</summary>
-public sealed class PdkServiceRequest(PdkSession s) : PdkModule(s)
+public sealed class PdkServiceRequest : PdkModule
 {
+    internal PdkServiceRequest(PdkSession s) : base(s) { }
+
     public ValueTask SetSchemeAsync(string scheme) => Set(PdkMethods.ServiceRequestSetScheme, PdkArgs.Of(scheme));
     public ValueTask SetPathAsync(string path) => Set(PdkMethods.ServiceRequestSetPath, PdkArgs.Of(path));
     public ValueTask SetRawQueryAsync(string query) => Set(PdkMethods.ServiceRequestSetRawQuery, PdkArgs.Of(query));

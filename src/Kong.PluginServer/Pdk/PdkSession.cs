@@ -9,7 +9,7 @@ public sealed class KongExitedException() : OperationCanceledException("kong.res
 public sealed class KongAbortedException(string reason) : OperationCanceledException("Kong abandoned the event: " + reason);
 
 /// <summary>Receives the reply of one PDK call.</summary>
-public abstract class PdkReplySink
+internal abstract class PdkReplySink
 {
     public abstract bool IsCompleted { get; }
     public abstract void Complete(PdkCodec codec, ReadOnlyMemory<byte> reply);
@@ -21,7 +21,7 @@ public abstract class PdkReplySink
 /// queues and pipelines (a reply is pulled only when the handler awaits it); MsgPack:1 moves one call
 /// per Kong RPC. Plugins never see this type; they use <see cref="KongPdk"/>.
 /// </summary>
-public abstract class PdkSession
+internal abstract class PdkSession
 {
     private byte[] _arena = new byte[1024];
     private int _arenaUsed;

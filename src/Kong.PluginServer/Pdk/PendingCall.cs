@@ -3,7 +3,7 @@ using System.Threading.Tasks.Sources;
 namespace Kong.PluginServer.Pdk;
 
 /// <summary>Turns a raw reply into the method's result type.</summary>
-public delegate T ReplyDecoder<T>(PdkCodec codec, ReadOnlyMemory<byte> reply, PdkSession session);
+internal delegate T ReplyDecoder<T>(PdkCodec codec, ReadOnlyMemory<byte> reply, PdkSession session);
 
 /// <summary>
 /// The result of a PDK call that has been queued but perhaps not yet sent. Awaiting it suspends the handler

@@ -5,7 +5,7 @@ using Kong.PluginServer.Plugins;
 namespace Kong.PluginServer.Server;
 
 /// <summary>One plugin instance: an id Kong caches per worker and plugin entity, bound to a handler.</summary>
-public sealed class PluginInstance
+internal sealed class PluginInstance
 {
     internal PluginInstance(int id, SharedHandler handler, long startedAt, InstanceScope scope)
     {
@@ -46,7 +46,7 @@ internal sealed class SharedHandler(string key, IPluginHandler handler)
 /// within 2^31 starts. Instances with the same canonical config share one handler (compiled policy, caches). Only
 /// really idle instances expire.
 /// </summary>
-public sealed class InstanceRegistry : IDisposable
+internal sealed class InstanceRegistry : IDisposable
 {
     private readonly IKongPlugin _plugin;
     private readonly ServerLog _log;

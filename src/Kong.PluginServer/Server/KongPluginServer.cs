@@ -35,7 +35,7 @@ public sealed class KongPluginServer : IAsyncDisposable
         try
         {
             _hub = new ConnectionHub(this, options.IoThreads, t => protoBuf
-                ? new ProtoBufConnection(this, t)
+                ? new Protocol.ProtoBuf.ProtoBufConnection(this, t)
                 : new Protocol.MsgPack.MsgPackConnection(t, this));
         }
         catch
@@ -49,7 +49,13 @@ public sealed class KongPluginServer : IAsyncDisposable
 
     public IKongPlugin Plugin { get; }
     public ServerOptions Options { get; }
-    public InstanceRegistry Registry { get; }
+    internal InstanceRegistry Registry { get; }
+
+    /// <summary>Plugin instances Kong has started and not closed.</summary>
+    public int InstanceCount => Registry.Count;
+
+    /// <summary>Handlers in use: instances with equal configs share one.</summary>
+    public int HandlerCount => Registry.HandlerCount;
     internal Protocol.MsgPack.MsgPackEvents MsgPackEvents => _msgPackEvents;
 
     public int ActiveConnections => _hub.OpenConnections;

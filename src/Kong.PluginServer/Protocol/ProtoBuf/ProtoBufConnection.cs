@@ -3,9 +3,9 @@ using Kong.PluginServer.Framing;
 using Kong.PluginServer.Io;
 using Kong.PluginServer.Pdk;
 using Kong.PluginServer.Plugins;
-using Kong.PluginServer.Protocol.ProtoBuf;
+using Kong.PluginServer.Server;
 
-namespace Kong.PluginServer.Server;
+namespace Kong.PluginServer.Protocol.ProtoBuf;
 
 /// <summary>
 /// A Kong connection speaking ProtoBuf:1 (docs/protocol.md#protobuf), driven by the event loop: every frame
