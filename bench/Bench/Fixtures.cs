@@ -102,7 +102,7 @@ internal sealed class InMemorySession : PdkSession
     public override bool PullsReplies => true;
     public int Writes { get; private set; }
 
-    public void Begin() { BeginEvent(global::Kong.PluginServer.Plugins.KongPhase.Access); Writes = 0; _seq++; }
+    public void Begin() { BeginEvent(global::Kong.PluginServer.KongPhase.Access); Writes = 0; _seq++; }
 
     public override void Send(PdkMethod method, in PdkArgs args, PdkReplySink? sink)
     {

@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
+using Kong.PluginServer;
 using Kong.PluginServer.Pdk;
 using Kong.PluginServer.Plugins;
 

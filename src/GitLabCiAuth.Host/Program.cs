@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Kong.PluginServer;
 using Kong.PluginServer.Plugins;
 using Kong.PluginServer.Server;
 

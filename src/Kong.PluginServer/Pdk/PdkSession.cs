@@ -1,4 +1,3 @@
-using Kong.PluginServer.Plugins;
 
 namespace Kong.PluginServer.Pdk;
 

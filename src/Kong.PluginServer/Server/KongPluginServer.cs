@@ -1,6 +1,8 @@
 using System.Net.Sockets;
 using Kong.PluginServer.Io;
 using Kong.PluginServer.Plugins;
+using Kong.PluginServer.Protocol.MsgPack;
+using Kong.PluginServer.Protocol.ProtoBuf;
 
 namespace Kong.PluginServer.Server;
 
@@ -10,12 +12,12 @@ namespace Kong.PluginServer.Server;
 /// (stop accepting, let in-flight events finish within the bound, release Kong's pooled connections, remove
 /// the socket).
 /// </summary>
-public sealed class KongPluginServer : IAsyncDisposable
+public sealed class KongPluginServer : IAsyncDisposable, IServerCore
 {
     private readonly Socket _listener;
     private readonly FileIdentity? _socketFile; // the socket file this server bound: removed at stop only while still at the path
     private readonly ConnectionHub _hub;
-    private readonly Protocol.MsgPack.MsgPackEvents _msgPackEvents;
+    private readonly MsgPackEvents _msgPackEvents;
     private int _inFlightEvents;
     private volatile bool _stopping;
     private long _eventsServed;
@@ -27,7 +29,7 @@ public sealed class KongPluginServer : IAsyncDisposable
         if (options.Protocol is not (PluginDump.ProtoBuf or PluginDump.MsgPack))
             throw new ArgumentException($"unknown protocol '{options.Protocol}' ({PluginDump.ProtoBuf} or {PluginDump.MsgPack})");
         Registry = new InstanceRegistry(plugin, options.Log, options.InstanceIdleTimeout);
-        _msgPackEvents = new Protocol.MsgPack.MsgPackEvents(this);
+        _msgPackEvents = new MsgPackEvents(this);
         _listener = Bind(options, out _socketFile);
         _limitLine = $"connection limit {options.MaxConnections} reached; closing a new connection";
         _limitSummary = $"connection limit {options.MaxConnections} reached; closed {{0}} more in the last {{1}} s";
@@ -35,8 +37,8 @@ public sealed class KongPluginServer : IAsyncDisposable
         try
         {
             _hub = new ConnectionHub(this, options.IoThreads, t => protoBuf
-                ? new Protocol.ProtoBuf.ProtoBufConnection(this, t)
-                : new Protocol.MsgPack.MsgPackConnection(t, this));
+                ? new ProtoBufConnection(this, t)
+                : new MsgPackConnection(t, this, _msgPackEvents));
         }
         catch
         {
@@ -56,7 +58,7 @@ public sealed class KongPluginServer : IAsyncDisposable
 
     /// <summary>Handlers in use: instances with equal configs share one.</summary>
     public int HandlerCount => Registry.HandlerCount;
-    internal Protocol.MsgPack.MsgPackEvents MsgPackEvents => _msgPackEvents;
+    internal MsgPackEvents MsgPackEvents => _msgPackEvents;
 
     public int ActiveConnections => _hub.OpenConnections;
     public int InFlightEvents => Volatile.Read(ref _inFlightEvents);
@@ -164,4 +166,18 @@ public sealed class KongPluginServer : IAsyncDisposable
     }
 
     public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
+
+    InstanceRegistry IServerCore.Registry => Registry;
+    ConnectionHub IServerCore.Hub => _hub;
+    ServerLog IServerCore.Log => Options.Log;
+    int IServerCore.MaxFrameBytes => Options.MaxFrameBytes;
+    int IServerCore.MaxConnections => Options.MaxConnections;
+    TimeSpan IServerCore.FrameIdleTimeout => Options.FrameIdleTimeout;
+    void IServerCore.LogConnectionLimit() => LogConnectionLimit();
+    void IServerCore.ConnectionClosed() => ConnectionClosed();
+    void IServerCore.ReturnMemorySoon() => ReturnMemorySoon();
+    void IServerCore.CountEventWrite() => CountEventWrite();
+    void IServerCore.EventStarted() => EventStarted();
+    void IServerCore.EventRefused() => EventRefused();
+    void IServerCore.EventFinished(long startTimestamp) => EventFinished(startTimestamp);
 }

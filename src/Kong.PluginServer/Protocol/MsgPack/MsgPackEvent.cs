@@ -1,7 +1,6 @@
 using Kong.PluginServer.Framing;
 using Kong.PluginServer.Pdk;
 using Kong.PluginServer.Plugins;
-using Kong.PluginServer.Server;
 
 namespace Kong.PluginServer.Protocol.MsgPack;
 

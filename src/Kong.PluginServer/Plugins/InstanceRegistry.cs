@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
-using Kong.PluginServer.Plugins;
 
-namespace Kong.PluginServer.Server;
+namespace Kong.PluginServer.Plugins;
 
 /// <summary>One plugin instance: an id Kong caches per worker and plugin entity, bound to a handler.</summary>
 internal sealed class PluginInstance

@@ -1,7 +1,6 @@
 using Kong.PluginServer.Pdk;
-using Kong.PluginServer.Plugins;
 
-namespace Kong.PluginServer.Server;
+namespace Kong.PluginServer.Plugins;
 
 /// <summary>Runs one event's handler and turns plugin failures into Kong's terms, the same for both protocols.</summary>
 internal static class EventRunner

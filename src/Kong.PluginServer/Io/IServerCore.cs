@@ -1,0 +1,31 @@
+using Kong.PluginServer.Plugins;
+
+namespace Kong.PluginServer.Io;
+
+/// <summary>
+/// What the event loops and both protocols' connections need from the server that owns them: its plugin and
+/// instances, its limits, its stop flag and its counters. The server implements it; the layers below never
+/// name the server type, so Io and Protocol do not depend on Server.
+/// </summary>
+internal interface IServerCore
+{
+    IKongPlugin Plugin { get; }
+    InstanceRegistry Registry { get; }
+    ServerLog Log { get; }
+    int MaxFrameBytes { get; }
+    int MaxConnections { get; }
+    TimeSpan FrameIdleTimeout { get; }
+
+    /// <summary>True once a stop began: no new event or instance starts.</summary>
+    bool Stopping { get; }
+
+    ConnectionHub Hub { get; }
+
+    void LogConnectionLimit();
+    void ConnectionClosed();
+    void ReturnMemorySoon();
+    void CountEventWrite();
+    void EventStarted();
+    void EventRefused();
+    void EventFinished(long startTimestamp);
+}
