@@ -100,6 +100,7 @@ internal sealed class InMemorySession : PdkSession
     }
 
     public override bool PullsReplies => true;
+    public override WireProtocol Protocol => _protoBuf ? WireProtocol.ProtoBuf : WireProtocol.MsgPack;
     public int Writes { get; private set; }
 
     public void Begin() { BeginEvent(global::Kong.PluginServer.KongPhase.Access); Writes = 0; _seq++; }

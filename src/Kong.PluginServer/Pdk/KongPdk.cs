@@ -28,6 +28,9 @@ public sealed class KongPdk
 
     public KongPhase Phase => Session.Phase;
 
+    /// <summary>The protocol Kong serves this plugin over: how some values arrive differs (docs/protocol.md#value-unwrap).</summary>
+    public WireProtocol Protocol => Session.Protocol;
+
     /// <summary>
     /// The route, service and consumer the event's plugin entity is scoped to, from the instance config Kong sent
     /// (docs/protocol.md#instance-config): no PDK call. Handlers are shared by instances of equal configs, so this is

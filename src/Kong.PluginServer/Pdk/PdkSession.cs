@@ -32,6 +32,9 @@ internal abstract class PdkSession
 
     public KongPhase Phase { get; protected set; }
 
+    /// <summary>The wire protocol this session speaks.</summary>
+    public abstract WireProtocol Protocol { get; }
+
     /// <summary>The scope of the instance the current event runs for (set before the handler is called).</summary>
     public InstanceScope Scope { get; internal set; } = InstanceScope.None;
 

@@ -46,6 +46,8 @@ internal sealed class MsgPackEvent : PdkSession
 
     public override bool PullsReplies => false;
 
+    public override WireProtocol Protocol => WireProtocol.MsgPack;
+
     /// <summary>Readies a (reused) event object for a new event.</summary>
     public void Reset(int id, PluginInstance instance, KongPhase phase)
     {

@@ -44,6 +44,8 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
     public override bool PullsReplies => false;
 
     private ServerLog Log => _server.Log;
+
+    public override WireProtocol Protocol => WireProtocol.ProtoBuf;
     private int MaxFrame => _server.MaxFrameBytes;
 
     public void OnAttached()
