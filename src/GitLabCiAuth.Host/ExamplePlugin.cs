@@ -1,5 +1,3 @@
-using System.Text.Json.Serialization;
-using System.Text.Json.Serialization.Metadata;
 using Kong.PluginServer;
 using Kong.PluginServer.Pdk;
 using Kong.PluginServer.Plugins;
@@ -17,16 +15,6 @@ public sealed class ExamplePlugin : KongPlugin<ExampleConfig>
     public override string Version => "0.1.0";
     public override int Priority => 1000;
     public override KongPhase Phases => KongPhase.Access;
-
-    public override IReadOnlyList<SchemaField> ConfigFields { get; } =
-    [
-        Schema.String("request_header", @default: "x-request-id", description: "header read from the request"),
-        Schema.String("upstream_header", @default: "x-example", lenMin: 1, description: "header set upstream"),
-        Schema.String("greeting", @default: "hello", description: "value prefix"),
-        Schema.Boolean("read_body", @default: false, description: "also read the request body (kong.request.get_raw_body) and send its size upstream as x-body-bytes"),
-    ];
-
-    protected override JsonTypeInfo<ExampleConfig> ConfigTypeInfo => ExampleJson.Default.ExampleConfig;
 
     protected override IPluginHandler CreateHandler(ExampleConfig config) => new Handler(config);
 
@@ -57,13 +45,19 @@ public sealed class ExamplePlugin : KongPlugin<ExampleConfig>
     }
 }
 
-public sealed class ExampleConfig
+/// <summary>The example's config: each field declared once, here (the schema, the defaults and the reader are generated).</summary>
+[KongConfig]
+public sealed partial class ExampleConfig
 {
-    [JsonPropertyName("request_header")] public string RequestHeader { get; set; } = "x-request-id";
-    [JsonPropertyName("upstream_header")] public string UpstreamHeader { get; set; } = "x-example";
-    [JsonPropertyName("greeting")] public string Greeting { get; set; } = "hello";
-    [JsonPropertyName("read_body")] public bool ReadBody { get; set; }
-}
+    [KongField(Default = "x-request-id", Description = "header read from the request")]
+    public string RequestHeader { get; set; }
 
-[JsonSerializable(typeof(ExampleConfig))]
-internal sealed partial class ExampleJson : JsonSerializerContext;
+    [KongField(Default = "x-example", LenMin = 1, Description = "header set upstream")]
+    public string UpstreamHeader { get; set; }
+
+    [KongField(Default = "hello", Description = "value prefix")]
+    public string Greeting { get; set; }
+
+    [KongField(Default = false, Description = "also read the request body (kong.request.get_raw_body) and send its size upstream as x-body-bytes")]
+    public bool ReadBody { get; set; }
+}

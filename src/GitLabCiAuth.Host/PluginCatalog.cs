@@ -3,15 +3,13 @@ using Kong.PluginServer.Plugins;
 
 namespace GitLabCiAuth.Host;
 
-/// <summary>The plugins this binary can serve (one per process, as Kong 3.9+ expects).</summary>
+/// <summary>The plugins this binary can serve; `--plugin NAME` picks one (gitlab-ci-auth by default).</summary>
 public static class PluginCatalog
 {
     public const string Version = GitLabCiAuthPlugin.PluginVersion;
+    public const string DefaultPlugin = GitLabCiAuthPlugin.PluginName;
 
-    public static IKongPlugin Create(string name) => name switch
-    {
-        "example" => new ExamplePlugin(),
-        GitLabCiAuthPlugin.PluginName => new GitLabCiAuthPlugin(),
-        _ => throw new UsageException($"unknown plugin '{name}'"),
-    };
+    public static IReadOnlyList<string> Names { get; } = [GitLabCiAuthPlugin.PluginName, "example"];
+
+    public static IKongPlugin[] All() => [new GitLabCiAuthPlugin(), new ExamplePlugin()];
 }

@@ -1,92 +1,81 @@
-using System.Runtime.InteropServices;
+using GitLabCiAuth.Host.Metrics;
+using GitLabCiAuth.Keys;
 using Kong.PluginServer;
+using Kong.PluginServer.Hosting;
 using Kong.PluginServer.Plugins;
 using Kong.PluginServer.Server;
 
 namespace GitLabCiAuth.Host;
 
+/// <summary>
+/// The `gitlab-ci-auth` executable: Kong's plugin server for gitlab-ci-auth (or, with `--plugin example`, for the
+/// protocol-floor example), run by <see cref="KongPluginHost"/>, plus its own commands (`check`, `demo`) and options
+/// (`--metrics-listen`, `--plugin`).
+/// </summary>
 public static class Program
 {
+    public const string ProgramName = "gitlab-ci-auth";
+
     public static int Main(string[] args)
     {
-        try
-        {
-            return Run(args);
-        }
-        catch (UsageException e)
-        {
-            Console.Error.WriteLine($"gitlab-ci-auth: {e.Message}");
-            Console.Error.WriteLine("run 'gitlab-ci-auth --help' for the options");
-            return 2;
-        }
-    }
-
-    private static int Run(string[] args)
-    {
-        if (args.Length > 0 && args[0] == "check")
-            return Check.CheckCommand.RunAsync(args[1..], Console.Out, Console.Error, Console.In).GetAwaiter().GetResult();
-        if (args.Length > 0 && args[0] == "demo")
-        {
-            var demo = HostOptions.Parse(args[1..]);
-            return Demo.DemoCommand.RunAsync(Console.Out, demo.Protocol).GetAwaiter().GetResult();
-        }
-        var options = HostOptions.Parse(args);
-        if (options.Help) { Console.Out.WriteLine(HostOptions.Usage); return 0; }
-        if (options.ShowVersion) { Console.Out.WriteLine(PluginCatalog.Version); return 0; }
-
-        var plugin = PluginCatalog.Create(options.Plugin);
-        if (options.Dump)
-        {
-            Console.Out.WriteLine(PluginDump.Render(plugin.Info, options.Protocol));
-            return 0;
-        }
-        return Serve(plugin, options);
-    }
-
-    private static int Serve(IKongPlugin plugin, HostOptions options)
-    {
-        var log = new ServerLog(Console.Error, options.LogLevel);
-        // the key sources shared by every instance log through the server: a key source going bad is an error line
-        GitLabCiAuth.Keys.JwksKeyStore.Shared.Log = (level, message) => log.Write(level switch
-        {
-            GitLabCiAuth.Keys.KeyLogLevel.Debug => LogLevel.Debug,
-            GitLabCiAuth.Keys.KeyLogLevel.Information => LogLevel.Info,
-            GitLabCiAuth.Keys.KeyLogLevel.Notice => LogLevel.Notice,
-            GitLabCiAuth.Keys.KeyLogLevel.Warning => LogLevel.Warn,
-            _ => LogLevel.Error,
-        }, message);
-        Metrics.MetricsEndpoint? metrics = null;
-        if (options.MetricsListen is not null)
-        {
-            try { metrics = new Metrics.MetricsEndpoint(options.MetricsListen, PluginCatalog.Version, options.Protocol); }
-            catch (Exception e) when (e is System.Net.HttpListenerException or System.Net.Sockets.SocketException or InvalidOperationException)
+        string plugin = PluginCatalog.DefaultPlugin;
+        string? metricsListen = null;
+        HostOption[] options =
+        [
+            new("metrics-listen", "HOST:PORT", "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)", v =>
             {
-                log.Error($"cannot serve metrics on {options.MetricsListen}: {e.Message}");
-                return 1;
-            }
-            log.Info($"metrics at {metrics.Endpoint}");
-        }
-        KongPluginServer server;
-        try
+                MetricsEndpoint.Parse(v);
+                metricsListen = v;
+            }),
+            new("plugin", "NAME", $"{PluginCatalog.DefaultPlugin} (default) or example (the protocol-floor example);\n" +
+                                  "the socket is then NAME.socket under -kong-prefix", v =>
+            {
+                if (!PluginCatalog.Names.Contains(v))
+                    throw new UsageException($"--plugin must be {string.Join(" or ", PluginCatalog.Names)}, not '{v}'");
+                plugin = v;
+            }),
+        ];
+        MetricsEndpoint? metrics = null;
+        var host = new KongPluginHostOptions
         {
-            server = new KongPluginServer(plugin, options.ToServerOptions(log, metrics));
-        }
-        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
-        {
-            log.Error($"cannot listen on {options.SocketPath}: {e.Message}");
-            metrics?.Dispose();
-            return 1;
-        }
-        metrics?.Attach(server);
-
-        using var stop = new ManualResetEventSlim();
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
-        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
-        server.Start();
-        stop.Wait();
-        log.Info("signal received: stopping");
-        server.StopAsync().GetAwaiter().GetResult();
-        metrics?.Dispose();
-        return 0;
+            ProgramName = ProgramName,
+            Version = PluginCatalog.Version,
+            Options = options,
+            Commands =
+            [
+                new HostCommand("demo", a => Demo.DemoCommand.RunAsync(Console.Out, HostOptions.Parse(a, options).Protocol).GetAwaiter().GetResult(),
+                    new HostUsage("demo", "play a story of CI calls on an embedded default")),
+                new HostCommand("check", a => Check.CheckCommand.RunAsync(a, Console.Out, Console.Error, Console.In).GetAwaiter().GetResult(),
+                    new HostUsage("check --config FILE --token T|-", "why was a job allowed or denied? (check --help)"),
+                    new HostUsage("check --lint FILE", "validate the gitlab-ci-auth configs of a file (no token)")),
+            ],
+            SelectPlugins = all => [all.First(p => p.Info.Name == plugin)],
+            BeforeServe = context =>
+            {
+                var log = context.Log;
+                // the key sources shared by every instance log through the server: a key source going bad is an error line
+                JwksKeyStore.Shared.Log = (level, message) => log.Write(level switch
+                {
+                    KeyLogLevel.Debug => LogLevel.Debug,
+                    KeyLogLevel.Information => LogLevel.Info,
+                    KeyLogLevel.Notice => LogLevel.Notice,
+                    KeyLogLevel.Warning => LogLevel.Warn,
+                    _ => LogLevel.Error,
+                }, message);
+                if (metricsListen is null) return null;
+                try { metrics = new MetricsEndpoint(metricsListen, context.Version, context.Options.Protocol); }
+                catch (Exception e) when (e is System.Net.HttpListenerException or System.Net.Sockets.SocketException or InvalidOperationException)
+                {
+                    log.Error($"cannot serve metrics on {metricsListen}: {e.Message}");
+                    return 1;
+                }
+                log.Info($"metrics at {metrics.Endpoint}");
+                context.Observer = metrics;
+                return null;
+            },
+            ServerBuilt = context => metrics?.Attach(context.Server!),
+            Stopped = _ => metrics?.Dispose(),
+        };
+        return KongPluginHost.Run(args, host, PluginCatalog.All());
     }
 }

@@ -35,6 +35,8 @@ public sealed class ServerLog
 
     public ServerLog(TextWriter output, LogLevel level) : this(output, level, TimeSpan.FromSeconds(10)) { }
 
+    /// <param name="output">Where lines go (Kong copies the server's stderr into its error log).</param>
+    /// <param name="level">The least severe level written.</param>
     /// <param name="repeatInterval">The interval of <see cref="Limited"/>: one line per cause per interval.</param>
     public ServerLog(TextWriter output, LogLevel level, TimeSpan repeatInterval)
     {
@@ -70,7 +72,10 @@ public sealed class ServerLog
     /// (then again every interval while they go on). The report is <paramref name="summary"/> formatted with the count
     /// (<c>{0}</c>, e.g. <c>58,953</c>) and the interval in seconds (<c>{1}</c>), or the last suppressed line with the count.
     /// </summary>
+    /// <param name="level">The line's level.</param>
+    /// <param name="message">The line.</param>
     /// <param name="cause">What makes lines "the same"; by default the message with its numbers left out.</param>
+    /// <param name="summary">The report's format, <c>{0}</c> the count and <c>{1}</c> the interval; null: the last line with the count.</param>
     public void Limited(LogLevel level, string message, string? cause = null, string? summary = null)
     {
         if (!IsEnabled(level)) return;

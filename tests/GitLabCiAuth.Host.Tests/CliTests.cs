@@ -66,12 +66,47 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Help_lists_every_option_once_in_one_column()
+    {
+        var run = await HostProcess.RunAsync("--help");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var lines = run.Stdout.Split('\n').Where(l => l.StartsWith("  -", StringComparison.Ordinal)).ToList();
+        string[] options = ["dump", "dump-plugin", "kong-prefix", "socket", "protocol", "socket-mode", "log-level", "max-frame-bytes",
+            "instance-idle-timeout", "shutdown-timeout", "max-connections", "io-threads", "frame-idle-timeout", "metrics-listen", "plugin", "help", "version"];
+        foreach (var option in options)
+            Assert.Single(lines, l => l[..32].Split(' ', StringSplitOptions.RemoveEmptyEntries).Any(w => w.TrimEnd(',').TrimStart('-') == option));
+        Assert.Equal(options.Length, lines.Count);
+        foreach (var command in new[] { "gitlab-ci-auth -dump", "gitlab-ci-auth demo", "gitlab-ci-auth check --lint FILE" })
+            Assert.Contains(command, run.Stdout);
+    }
+
+    [Fact]
+    public async Task The_READMEs_command_line_reference_is_the_usage_text()
+    {
+        var run = await HostProcess.RunAsync("--help");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        string readme = File.ReadAllText(Path.Combine(HostBinary.FindRepoRoot(), "README.md"));
+        Assert.Contains("```\n" + run.Stdout + "```\n", readme);
+    }
+
+    [Fact]
+    public async Task Version_prints_the_version()
+    {
+        var run = await HostProcess.RunAsync("--version");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Matches(@"^\d+\.\d+\.\d+\n$", run.Stdout);
+    }
+
+    [Fact]
     public async Task A_missing_socket_directory_fails_with_a_message()
     {
         using var dir = new TempDir();
         var run = await HostProcess.RunAsync("-kong-prefix", dir.Combine("does-not-exist"));
 
-        Assert.NotEqual(0, run.ExitCode);
+        Assert.Equal(1, run.ExitCode);
         Assert.Equal("", run.Stdout);
         Assert.Contains("does-not-exist", run.Stderr);
     }

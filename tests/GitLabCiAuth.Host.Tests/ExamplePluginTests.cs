@@ -13,8 +13,8 @@ public sealed class ExamplePluginTests
     public async Task Serves_the_example_plugin(KongProtocol protocol)
     {
         using var dir = new TempDir();
-        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "--protocol", Example.Args(protocol), "-kong-prefix", dir.Path);
-        await using var kong = Example.Simulator(dir.DefaultSocket, protocol);
+        await using var host = await HostProcess.ServeAsync(dir.ExampleSocket, "--plugin", "example", "--protocol", Example.Args(protocol), "-kong-prefix", dir.Path);
+        await using var kong = Example.Simulator(dir.ExampleSocket, protocol);
         var entity = kong.AddPlugin("{}");
 
         var ok = await Example.AssertServesAsync(kong, entity, "job-42");
@@ -43,8 +43,8 @@ public sealed class ExamplePluginTests
     public async Task A_config_change_restarts_the_instance_with_the_new_config(KongProtocol protocol)
     {
         using var dir = new TempDir();
-        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "--protocol", Example.Args(protocol), "-kong-prefix", dir.Path);
-        await using var kong = Example.Simulator(dir.DefaultSocket, protocol);
+        await using var host = await HostProcess.ServeAsync(dir.ExampleSocket, "--plugin", "example", "--protocol", Example.Args(protocol), "-kong-prefix", dir.Path);
+        await using var kong = Example.Simulator(dir.ExampleSocket, protocol);
         var entity = kong.AddPlugin("{}");
         var first = await Example.AssertServesAsync(kong, entity, "a");
 
@@ -67,8 +67,8 @@ public sealed class ExamplePluginTests
     public async Task Concurrent_requests_on_several_workers_get_their_own_answers(KongProtocol protocol)
     {
         using var dir = new TempDir();
-        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "--protocol", Example.Args(protocol), "-kong-prefix", dir.Path);
-        await using var kong = Example.Simulator(dir.DefaultSocket, protocol, workers: 4);
+        await using var host = await HostProcess.ServeAsync(dir.ExampleSocket, "--plugin", "example", "--protocol", Example.Args(protocol), "-kong-prefix", dir.Path);
+        await using var kong = Example.Simulator(dir.ExampleSocket, protocol, workers: 4);
         var entity = kong.AddPlugin("{}");
 
         var tasks = Enumerable.Range(0, 200).Select(async i =>

@@ -22,9 +22,9 @@ public sealed class ProbeTests
     public async Task Connect_and_close_probes_leave_the_server_healthy_without_leaking_descriptors(KongProtocol protocol)
     {
         using var dir = new TempDir();
-        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket,
+        await using var host = await HostProcess.ServeAsync(dir.ExampleSocket,
             "--plugin", "example", "--protocol", Example.Args(protocol), "-kong-prefix", dir.Path);
-        await Example.AssertServesAsync(dir.DefaultSocket, protocol); // warm up: instance, threads, pools
+        await Example.AssertServesAsync(dir.ExampleSocket, protocol); // warm up: instance, threads, pools
         int baseline = await SettledFdsAsync(host.Pid, atMost: int.MaxValue);
 
         int done = 0;
@@ -34,7 +34,7 @@ public sealed class ProbeTests
             for (int i = 0; i < Probes / Parallel; i++)
             {
                 using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                await s.ConnectAsync(new UnixDomainSocketEndPoint(dir.DefaultSocket));
+                await s.ConnectAsync(new UnixDomainSocketEndPoint(dir.ExampleSocket));
                 switch (i % 16)
                 {
                     case 7: // gives up inside a frame length
@@ -60,7 +60,7 @@ public sealed class ProbeTests
         Assert.Equal(Probes, done);
 
         Assert.False(host.HasExited, host.Stderr);
-        await Example.AssertServesAsync(dir.DefaultSocket, protocol);
+        await Example.AssertServesAsync(dir.ExampleSocket, protocol);
         int after = await SettledFdsAsync(host.Pid, atMost: baseline + FdSlack);
         Assert.True(after <= baseline + FdSlack, $"open descriptors: {baseline} before {Probes} probes, {after} after");
         Assert.DoesNotContain(" error ", host.Stderr);

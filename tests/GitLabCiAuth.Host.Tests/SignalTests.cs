@@ -14,9 +14,9 @@ public sealed class SignalTests
     public async Task Sigterm_stops_accepting_finishes_in_flight_events_then_exits_0_and_removes_the_socket()
     {
         using var dir = new TempDir();
-        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket,
+        await using var host = await HostProcess.ServeAsync(dir.ExampleSocket,
             "--plugin", "example", "-kong-prefix", dir.Path, "--log-level", "info", "--shutdown-timeout", "120");
-        await using var kong = Example.Simulator(dir.DefaultSocket, workers: 4);
+        await using var kong = Example.Simulator(dir.ExampleSocket, workers: 4);
         var entity = kong.AddPlugin("{}");
 
         // many concurrent requests, before and across the signal
@@ -38,18 +38,18 @@ public sealed class SignalTests
         await Until(() => Volatile.Read(ref completedBefore) >= 300, "300 requests before the signal");
 
         // one event held in flight deterministically
-        await using var held = await HeldEvent.StartAsync(dir.DefaultSocket);
+        await using var held = await HeldEvent.StartAsync(dir.ExampleSocket);
 
         Volatile.Write(ref signalled, 1);
         host.Signal(Posix.SIGTERM);
         await host.WaitForStderrAsync("signal received");
-        await Until(() => !Posix.IsListening(dir.DefaultSocket), "the listener to close");
+        await Until(() => !Posix.IsListening(dir.ExampleSocket), "the listener to close");
         Assert.False(host.HasExited, "the host exited with an event in flight");
 
         await held.CompleteAsync("held-1", "api.test"); // the in-flight event runs to its normal end
 
         Assert.Equal(0, await host.WaitForExitAsync(Bound));
-        Assert.False(File.Exists(dir.DefaultSocket), "the socket file was left behind");
+        Assert.False(File.Exists(dir.ExampleSocket), "the socket file was left behind");
         stop.Cancel();
         await Task.WhenAll(loops).WaitAsync(Bound);
 
@@ -75,14 +75,14 @@ public sealed class SignalTests
     public async Task Shutdown_is_bounded_when_an_event_never_finishes(int signal)
     {
         using var dir = new TempDir();
-        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket,
+        await using var host = await HostProcess.ServeAsync(dir.ExampleSocket,
             "--plugin", "example", "-kong-prefix", dir.Path, "--shutdown-timeout", "1");
-        await using var held = await HeldEvent.StartAsync(dir.DefaultSocket);
+        await using var held = await HeldEvent.StartAsync(dir.ExampleSocket);
 
         host.Signal(signal);
 
         Assert.Equal(0, await host.WaitForExitAsync(Bound));
-        Assert.False(File.Exists(dir.DefaultSocket), "the socket file was left behind");
+        Assert.False(File.Exists(dir.ExampleSocket), "the socket file was left behind");
         Assert.Contains("events still running at shutdown", host.Stderr);
         Assert.True(await held.Connection.WaitForCloseAsync(Bound), "the abandoned event's connection was not closed");
     }
@@ -93,18 +93,18 @@ public sealed class SignalTests
         // kong reload: the old worker 0 sends SIGTERM, the new worker 0 spawns the new server at once
         using var dir = new TempDir();
         string[] args = ["--plugin", "example", "-kong-prefix", dir.Path, "--log-level", "info", "--shutdown-timeout", "120"];
-        await using var old = await HostProcess.ServeAsync(dir.DefaultSocket, args);
-        await using var held = await HeldEvent.StartAsync(dir.DefaultSocket);
+        await using var old = await HostProcess.ServeAsync(dir.ExampleSocket, args);
+        await using var held = await HeldEvent.StartAsync(dir.ExampleSocket);
         old.Signal(Posix.SIGTERM);
         await old.WaitForStderrAsync("signal received");
-        await Until(() => !Posix.IsListening(dir.DefaultSocket), "the old listener to close");
+        await Until(() => !Posix.IsListening(dir.ExampleSocket), "the old listener to close");
 
-        await using var successor = await HostProcess.ServeAsync(dir.DefaultSocket, args);
+        await using var successor = await HostProcess.ServeAsync(dir.ExampleSocket, args);
         await held.CompleteAsync("held-2", "api.test");
         Assert.Equal(0, await old.WaitForExitAsync(Bound));
 
-        Assert.True(File.Exists(dir.DefaultSocket), "the old server removed its successor's socket on exit");
-        await Example.AssertServesAsync(dir.DefaultSocket);
+        Assert.True(File.Exists(dir.ExampleSocket), "the old server removed its successor's socket on exit");
+        await Example.AssertServesAsync(dir.ExampleSocket);
         Assert.False(successor.HasExited);
     }
 
@@ -113,15 +113,15 @@ public sealed class SignalTests
     {
         using var dir = new TempDir();
         string[] args = ["--plugin", "example", "-kong-prefix", dir.Path];
-        var first = await HostProcess.ServeAsync(dir.DefaultSocket, args);
+        var first = await HostProcess.ServeAsync(dir.ExampleSocket, args);
         HostProcess? second = null;
         try
         {
             // Kong keeps sending through the crash (workers 0 and 1 of one node) ...
-            await using var kong = Example.Simulator(dir.DefaultSocket, workers: 2);
+            await using var kong = Example.Simulator(dir.ExampleSocket, workers: 2);
             var entity = kong.AddPlugin("{}");
             // ... while another node stays idle with instance ids cached from the dead server
-            await using var idle = Example.Simulator(dir.DefaultSocket);
+            await using var idle = Example.Simulator(dir.ExampleSocket);
             var idleEntity = idle.AddPlugin("{}");
             var idleBefore = await Example.AssertServesAsync(idle, idleEntity, "idle-before");
 
@@ -147,9 +147,9 @@ public sealed class SignalTests
             Volatile.Write(ref phase, 1);
             first.Signal(Posix.SIGKILL);
             await first.WaitForExitAsync(Bound);
-            Assert.True(File.Exists(dir.DefaultSocket), "SIGKILL should leave the socket file behind");
+            Assert.True(File.Exists(dir.ExampleSocket), "SIGKILL should leave the socket file behind");
 
-            second = await HostProcess.ServeAsync(dir.DefaultSocket, args);
+            second = await HostProcess.ServeAsync(dir.ExampleSocket, args);
             Volatile.Write(ref phase, 2);
             await Until(() => results.Count(x => x.Phase == 2 && x.Result.Status == 200) >= 100, "100 requests on the second server");
 

@@ -15,12 +15,12 @@ public sealed class SocketTests
     public async Task Kong_prefix_puts_the_socket_in_the_prefix_with_mode_0600()
     {
         using var dir = new TempDir();
-        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path);
+        await using var host = await HostProcess.ServeAsync(dir.ExampleSocket, "--plugin", "example", "-kong-prefix", dir.Path);
 
-        Assert.Equal(["gitlab-ci-auth.socket"], dir.Entries());
+        Assert.Equal(["example.socket"], dir.Entries());
         // Kong's worker 0 starts the server as the workers' user: only that user needs to connect
-        Assert.Equal(Mode600, File.GetUnixFileMode(dir.DefaultSocket));
-        await Example.AssertServesAsync(dir.DefaultSocket);
+        Assert.Equal(Mode600, File.GetUnixFileMode(dir.ExampleSocket));
+        await Example.AssertServesAsync(dir.ExampleSocket);
     }
 
     [Theory]
@@ -30,10 +30,10 @@ public sealed class SocketTests
     public async Task Socket_mode_is_honoured(string mode, int expected)
     {
         using var dir = new TempDir();
-        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path, "--socket-mode", mode);
+        await using var host = await HostProcess.ServeAsync(dir.ExampleSocket, "--plugin", "example", "-kong-prefix", dir.Path, "--socket-mode", mode);
 
-        Assert.Equal((UnixFileMode)expected, File.GetUnixFileMode(dir.DefaultSocket));
-        await Example.AssertServesAsync(dir.DefaultSocket);
+        Assert.Equal((UnixFileMode)expected, File.GetUnixFileMode(dir.ExampleSocket));
+        await Example.AssertServesAsync(dir.ExampleSocket);
     }
 
     [Fact]
@@ -53,42 +53,42 @@ public sealed class SocketTests
     public async Task A_stale_socket_file_is_removed_and_replaced()
     {
         using var dir = new TempDir();
-        Posix.CreateStaleSocket(dir.DefaultSocket);
-        File.SetUnixFileMode(dir.DefaultSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
-        Assert.False(Posix.IsListening(dir.DefaultSocket));
+        Posix.CreateStaleSocket(dir.ExampleSocket);
+        File.SetUnixFileMode(dir.ExampleSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+        Assert.False(Posix.IsListening(dir.ExampleSocket));
 
-        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path);
+        await using var host = await HostProcess.ServeAsync(dir.ExampleSocket, "--plugin", "example", "-kong-prefix", dir.Path);
 
-        Assert.Equal(Mode600, File.GetUnixFileMode(dir.DefaultSocket)); // a new socket, not the old file
-        await Example.AssertServesAsync(dir.DefaultSocket);
+        Assert.Equal(Mode600, File.GetUnixFileMode(dir.ExampleSocket)); // a new socket, not the old file
+        await Example.AssertServesAsync(dir.ExampleSocket);
     }
 
     [Fact]
     public async Task A_second_server_on_a_live_socket_takes_it_over_and_the_first_keeps_its_connections()
     {
         using var dir = new TempDir();
-        await using var first = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path);
-        await using var kong = Example.Simulator(dir.DefaultSocket);
+        await using var first = await HostProcess.ServeAsync(dir.ExampleSocket, "--plugin", "example", "-kong-prefix", dir.Path);
+        await using var kong = Example.Simulator(dir.ExampleSocket);
         var entity = kong.AddPlugin("{}");
         var before = await Example.AssertServesAsync(kong, entity, "before");
 
         // Kong's reload: the new worker 0 starts a server while the old one still serves
         await using var second = await HostProcess.StartAsync("--plugin", "example", "-kong-prefix", dir.Path, "--log-level", "info");
-        await second.WaitUntilOwnsAsync(dir.DefaultSocket);
+        await second.WaitUntilOwnsAsync(dir.ExampleSocket);
 
         await second.WaitForStderrAsync("took over"); // the line may reach us a moment after the socket does
         Assert.False(first.HasExited);
-        Assert.Equal(Mode600, File.GetUnixFileMode(dir.DefaultSocket));
-        Assert.Equal(["gitlab-ci-auth.socket"], dir.Entries()); // no temporary name left behind
+        Assert.Equal(Mode600, File.GetUnixFileMode(dir.ExampleSocket));
+        Assert.Equal(["example.socket"], dir.Entries()); // no temporary name left behind
         var after = await Example.AssertServesAsync(kong, entity, "after"); // the pooled connection still reaches the first
         Assert.Equal(before.InstanceId, after.InstanceId);
         Assert.Equal(0, after.Retries);
 
         first.Signal(Posix.SIGTERM); // the old worker 0 stops its server
         Assert.Equal(0, await first.WaitForExitAsync(ExitBound));
-        Assert.True(File.Exists(dir.DefaultSocket), "the old server removed the new server's socket");
-        Assert.Equal(second.Pid, Posix.ListenerPid(dir.DefaultSocket));
-        await Example.AssertServesAsync(dir.DefaultSocket);
+        Assert.True(File.Exists(dir.ExampleSocket), "the old server removed the new server's socket");
+        Assert.Equal(second.Pid, Posix.ListenerPid(dir.ExampleSocket));
+        await Example.AssertServesAsync(dir.ExampleSocket);
 
         second.Signal(Posix.SIGTERM);
         Assert.Equal(0, await second.WaitForExitAsync(ExitBound));
@@ -99,8 +99,8 @@ public sealed class SocketTests
     public async Task Logs_go_to_stderr_only_one_line_per_record()
     {
         using var dir = new TempDir();
-        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path, "--log-level", "debug");
-        await using (var kong = Example.Simulator(dir.DefaultSocket, workers: 2))
+        await using var host = await HostProcess.ServeAsync(dir.ExampleSocket, "--plugin", "example", "-kong-prefix", dir.Path, "--log-level", "debug");
+        await using (var kong = Example.Simulator(dir.ExampleSocket, workers: 2))
         {
             var entity = kong.AddPlugin("{}");
             for (int i = 0; i < 10; i++)
@@ -130,8 +130,8 @@ public sealed class SocketTests
     public async Task Log_level_off_writes_nothing_at_all()
     {
         using var dir = new TempDir();
-        await using var host = await HostProcess.ServeAsync(dir.DefaultSocket, "--plugin", "example", "-kong-prefix", dir.Path, "--log-level", "off");
-        await Example.AssertServesAsync(dir.DefaultSocket);
+        await using var host = await HostProcess.ServeAsync(dir.ExampleSocket, "--plugin", "example", "-kong-prefix", dir.Path, "--log-level", "off");
+        await Example.AssertServesAsync(dir.ExampleSocket);
 
         host.Signal(Posix.SIGTERM);
         Assert.Equal(0, await host.WaitForExitAsync(ExitBound));

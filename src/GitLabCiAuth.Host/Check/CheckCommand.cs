@@ -5,6 +5,7 @@ using GitLabCiAuth.Keys;
 using GitLabCiAuth.Plugin;
 using GitLabCiAuth.Policy;
 using GitLabCiAuth.Tokens;
+using Kong.PluginServer.Hosting;
 using Kong.PluginServer.Plugins;
 
 namespace GitLabCiAuth.Host.Check;

@@ -1,5 +1,6 @@
 using GitLabCiAuth.Keys;
 using GitLabCiAuth.Plugin;
+using Kong.PluginServer.Hosting;
 using Kong.PluginServer.Server;
 using Prometheus;
 

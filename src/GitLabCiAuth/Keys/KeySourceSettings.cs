@@ -33,10 +33,10 @@ public sealed record KeySourceSettings
     public string? StaticJwks { get; init; }
     public string? CaFile { get; init; }
     public bool AllowInsecureHttp { get; init; }
-    public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(GitLabCiAuthSchema.JwksRefreshSeconds.IntegerDefault);
-    public TimeSpan RefetchCooldown { get; init; } = TimeSpan.FromSeconds(GitLabCiAuthSchema.JwksRefetchCooldownSeconds.IntegerDefault);
-    public TimeSpan StaleLimit { get; init; } = TimeSpan.FromSeconds(GitLabCiAuthSchema.JwksStaleSeconds.IntegerDefault);
-    public TimeSpan FetchTimeout { get; init; } = TimeSpan.FromMilliseconds(GitLabCiAuthSchema.JwksFetchTimeoutMs.IntegerDefault);
+    public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(GitLabCiAuthConfig.Fields.JwksRefreshSeconds.IntegerDefault);
+    public TimeSpan RefetchCooldown { get; init; } = TimeSpan.FromSeconds(GitLabCiAuthConfig.Fields.JwksRefetchCooldownSeconds.IntegerDefault);
+    public TimeSpan StaleLimit { get; init; } = TimeSpan.FromSeconds(GitLabCiAuthConfig.Fields.JwksStaleSeconds.IntegerDefault);
+    public TimeSpan FetchTimeout { get; init; } = TimeSpan.FromMilliseconds(GitLabCiAuthConfig.Fields.JwksFetchTimeoutMs.IntegerDefault);
 
     /// <summary>Maximum size of a discovery document or key set body.</summary>
     public int MaxBodyBytes { get; init; } = 1 << 20;

@@ -6,7 +6,7 @@ namespace GitLabCiAuth.Plugin;
 /// <summary>The README's config reference, generated from the schema (a test fails when the README drifts).</summary>
 public static class ConfigReference
 {
-    public const string Begin = "<!-- config-reference:begin (generated from GitLabCiAuthSchema; run UPDATE_README=1 dotnet test tests/GitLabCiAuth.Tests) -->";
+    public const string Begin = "<!-- config-reference:begin (generated from the GitLabCiAuthConfig declarations; run UPDATE_README=1 dotnet test tests/GitLabCiAuth.Tests) -->";
     public const string End = "<!-- config-reference:end -->";
 
     public static string Markdown()
@@ -14,7 +14,7 @@ public static class ConfigReference
         var sb = new StringBuilder();
         sb.AppendLine("| field | type | default | rules | meaning |");
         sb.AppendLine("|---|---|---|---|---|");
-        foreach (var f in GitLabCiAuthSchema.Fields) Row(sb, f.Name, f.Type);
+        foreach (var f in GitLabCiAuthConfig.KongFields) Row(sb, f.Name, f.Type);
         sb.AppendLine();
         sb.AppendLine("Cross-field rules (the schema's `entity_checks`: Kong refuses a plugin that breaks one when it is written, the server when an instance starts):");
         sb.AppendLine();

@@ -1,5 +1,4 @@
 using GitLabCiAuth.Claims;
-using System.Text.Json.Serialization.Metadata;
 using GitLabCiAuth.Identity;
 using GitLabCiAuth.Keys;
 using GitLabCiAuth.Policy;
@@ -26,10 +25,8 @@ public sealed class GitLabCiAuthPlugin(JwksKeyStore? keyStore = null, TimeProvid
     public override string Version => PluginVersion;
     public override int Priority => 1200;
     public override KongPhase Phases => KongPhase.Access;
-    public override IReadOnlyList<SchemaField> ConfigFields => GitLabCiAuthSchema.Fields;
     public override IReadOnlyList<SchemaField> EntityFields => GitLabCiAuthSchema.EntityFields;
     public override IReadOnlyList<EntityCheck> EntityChecks => GitLabCiAuthSchema.EntityChecks;
-    protected override JsonTypeInfo<GitLabCiAuthConfig> ConfigTypeInfo => GitLabCiAuthJson.Default.GitLabCiAuthConfig;
 
     protected override void Validate(GitLabCiAuthConfig config) => _ = Compile(config);
 

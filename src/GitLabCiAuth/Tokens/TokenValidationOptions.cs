@@ -1,14 +1,14 @@
 using GitLabCiAuth.Claims;
 using GitLabCiAuth.Keys;
 using Kong.PluginServer.Plugins;
-using S = GitLabCiAuth.Plugin.GitLabCiAuthSchema;
+using S = GitLabCiAuth.Plugin.GitLabCiAuthConfig.Fields;
 
 namespace GitLabCiAuth.Tokens;
 
 /// <summary>
 /// The token-validation part of the plugin's configuration (public contract; the plugin maps Kong's
 /// snake_case config onto these properties, the snake_case names are used in validation messages).
-/// Defaults and ranges are read from the schema's declarations (<see cref="S"/>), never repeated here.
+/// Defaults and ranges are read from the config's field declarations (<see cref="S"/>), never repeated here.
 /// </summary>
 public sealed class TokenValidationOptions
 {

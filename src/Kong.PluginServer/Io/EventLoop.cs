@@ -42,7 +42,7 @@ internal sealed unsafe class EventLoop : IDisposable
 
     public void Start() => _thread.Start();
 
-    /// <summary>Watches <paramref name="fd"/> for input (and output when <paramref name="writable"/>). 0 or the errno.</summary>
+    /// <summary>Watches <paramref name="fd"/> for input. 0 or the errno.</summary>
     public int Add(int fd, ulong token) => Libc.Control(_epfd, Libc.EPOLL_CTL_ADD, fd, Libc.EPOLLIN, token);
 
     public int Modify(int fd, ulong token, bool writable) =>

@@ -9,7 +9,14 @@ namespace Kong.PluginServer.Io;
 /// </summary>
 internal interface IServerCore
 {
+    /// <summary>The plugin served (the first one, when the server serves several).</summary>
     IKongPlugin Plugin { get; }
+
+    /// <summary>The plugin a StartInstance names (empty: the plugin of a single-plugin server).</summary>
+    bool TryGetPlugin(ReadOnlySpan<byte> name, out IKongPlugin plugin);
+
+    /// <summary>The names served, for messages: <c>'a', 'b'</c>.</summary>
+    string PluginNameList { get; }
     InstanceRegistry Registry { get; }
     ServerLog Log { get; }
     int MaxFrameBytes { get; }
@@ -18,6 +25,9 @@ internal interface IServerCore
 
     /// <summary>True once a stop began: no new event or instance starts.</summary>
     bool Stopping { get; }
+
+    /// <summary>True once the server refuses new instances and events (a stop is coming).</summary>
+    bool Refusing { get; }
 
     ConnectionHub Hub { get; }
 

@@ -3,12 +3,13 @@ using System.Security.Cryptography;
 
 namespace Kong.PluginServer.Plugins;
 
-/// <summary>One plugin instance: an id Kong caches per worker and plugin entity, bound to a handler.</summary>
+/// <summary>One plugin instance: an id Kong caches per worker and plugin entity, bound to a handler of one plugin.</summary>
 internal sealed class PluginInstance
 {
-    internal PluginInstance(int id, SharedHandler handler, long startedAt, InstanceScope scope)
+    internal PluginInstance(int id, IKongPlugin plugin, SharedHandler handler, long startedAt, InstanceScope scope)
     {
         Id = id;
+        Plugin = plugin;
         Shared = handler;
         StartedAt = startedAt;
         Scope = scope;
@@ -16,6 +17,9 @@ internal sealed class PluginInstance
     }
 
     public int Id { get; }
+
+    /// <summary>The plugin the instance was started for (StartInstance names it): its events go to this plugin's handler.</summary>
+    public IKongPlugin Plugin { get; }
 
     /// <summary>The route, service and consumer the instance's plugin entity is scoped to, as Kong's config says.</summary>
     public InstanceScope Scope { get; }
@@ -42,12 +46,13 @@ internal sealed class SharedHandler(string key, IPluginHandler handler)
 /// range, so a restarted server does not hand out the ids Kong's workers still cache from the previous process
 /// (Kong#8370; docs/protocol.md#instance-ids-and-recovery): an unknown id must get "no plugin instance", never
 /// another config's instance. The counter wraps after int.MaxValue and skips live ids, so no id is handed out twice
-/// within 2^31 starts. Instances with the same canonical config share one handler (compiled policy, caches). Only
-/// really idle instances expire.
+/// within 2^31 starts. Instances of the same plugin with the same canonical config share one handler (compiled
+/// policy, caches). Only really idle instances expire. A registry may hold the instances of several plugins (a
+/// server serving several): ids are unique across them and each instance keeps its plugin.
 /// </summary>
 internal sealed class InstanceRegistry : IDisposable
 {
-    private readonly IKongPlugin _plugin;
+    private readonly IKongPlugin[] _plugins;
     private readonly ServerLog _log;
     private readonly TimeSpan _idleTimeout;
     private readonly ConcurrentDictionary<int, PluginInstance> _instances = new();
@@ -57,8 +62,14 @@ internal sealed class InstanceRegistry : IDisposable
     private readonly Timer? _sweeper;
 
     public InstanceRegistry(IKongPlugin plugin, ServerLog log, TimeSpan idleTimeout, bool sweep = true)
+        : this([plugin], log, idleTimeout, sweep) { }
+
+    /// <summary>A registry for the instances of <paramref name="plugins"/> (at least one).</summary>
+    public InstanceRegistry(IReadOnlyList<IKongPlugin> plugins, ServerLog log, TimeSpan idleTimeout, bool sweep = true)
     {
-        _plugin = plugin;
+        ArgumentNullException.ThrowIfNull(plugins);
+        if (plugins.Count == 0) throw new ArgumentException("at least one plugin", nameof(plugins));
+        _plugins = [.. plugins];
         _log = log;
         _idleTimeout = idleTimeout;
         if (sweep && idleTimeout > TimeSpan.Zero)
@@ -68,6 +79,9 @@ internal sealed class InstanceRegistry : IDisposable
         }
     }
 
+    /// <summary>The plugins whose instances this registry starts.</summary>
+    public IReadOnlyList<IKongPlugin> Plugins => _plugins;
+
     public int Count => _instances.Count;
     public int HandlerCount { get { lock (_lock) return _handlers.Count; } }
 
@@ -76,17 +90,23 @@ internal sealed class InstanceRegistry : IDisposable
 
     public bool TryGet(int id, out PluginInstance instance) => _instances.TryGetValue(id, out instance!);
 
-    /// <summary>Starts an instance for Kong's config JSON. Raises <see cref="ConfigException"/> for a bad config.</summary>
-    public PluginInstance Start(ReadOnlySpan<byte> configJson)
+    /// <summary>Starts an instance of the first plugin for Kong's config JSON. Raises <see cref="ConfigException"/> for a bad config.</summary>
+    public PluginInstance Start(ReadOnlySpan<byte> configJson) => Start(_plugins[0], configJson);
+
+    /// <summary>Starts an instance of <paramref name="plugin"/> (one of <see cref="Plugins"/>) for Kong's config JSON.
+    /// Raises <see cref="ConfigException"/> for a bad config.</summary>
+    public PluginInstance Start(IKongPlugin plugin, ReadOnlySpan<byte> configJson)
     {
-        var canonical = _plugin.Canonicalize(configJson);
+        if (Array.IndexOf(_plugins, plugin) < 0) throw new ArgumentException($"plugin '{plugin.Info.Name}' is not served here", nameof(plugin));
+        var canonical = plugin.Canonicalize(configJson);
         var scope = InstanceScope.Read(configJson);
-        string key = Convert.ToBase64String(SHA256.HashData(canonical));
+        // the plugin's name is part of the key: two plugins never share a handler, whatever their configs
+        string key = plugin.Info.Name + "\n" + Convert.ToBase64String(SHA256.HashData(canonical));
         SharedHandler? shared;
         lock (_lock) _handlers.TryGetValue(key, out shared);
         if (shared is null)
         {
-            var handler = _plugin.CreateHandler(configJson); // outside the lock: may be slow
+            var handler = plugin.CreateHandler(configJson); // outside the lock: may be slow
             lock (_lock)
             {
                 if (!_handlers.TryGetValue(key, out shared))
@@ -99,7 +119,7 @@ internal sealed class InstanceRegistry : IDisposable
         {
             shared.RefCount++;
             int id = NewId();
-            var inst = new PluginInstance(id, shared, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), scope);
+            var inst = new PluginInstance(id, plugin, shared, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), scope);
             _instances[id] = inst;
             return inst;
         }

@@ -1,5 +1,3 @@
-using System.Text.Json;
-using System.Text.Json.Serialization.Metadata;
 using Kong.PluginServer.Pdk;
 
 namespace Kong.PluginServer.Plugins;
@@ -72,12 +70,13 @@ public interface IKongPlugin
 }
 
 /// <summary>
-/// Base class of a plugin with a typed config. The schema is declared once (<see cref="ConfigFields"/>)
-/// and drives the dump, the lenient reading of Kong's JSON, defaults and validation; the typed config is
-/// read with a System.Text.Json source-generated <see cref="ConfigTypeInfo"/> (NativeAOT-safe).
-/// Override the phase methods you declare in <see cref="Phases"/>.
+/// Base class of a plugin with a typed config. The config is declared once, on its class, with
+/// <see cref="KongConfigAttribute"/> and <see cref="KongFieldAttribute"/>: the generated
+/// <see cref="IKongConfig{TSelf}.KongFields"/> (<see cref="ConfigFields"/>) drive the dump, the lenient reading of
+/// Kong's JSON, defaults and validation, and the generated <see cref="IKongConfig{TSelf}.ReadKongConfig"/> reads
+/// the typed config (no reflection: NativeAOT-safe). Override the phase methods you declare in <see cref="Phases"/>.
 /// </summary>
-public abstract class KongPlugin<TConfig> : IKongPlugin where TConfig : class
+public abstract class KongPlugin<TConfig> : IKongPlugin where TConfig : class, IKongConfig<TConfig>
 {
     private PluginInfo? _info;
 
@@ -85,8 +84,9 @@ public abstract class KongPlugin<TConfig> : IKongPlugin where TConfig : class
     public abstract string Version { get; }
     public abstract int Priority { get; }
     public abstract KongPhase Phases { get; }
-    public abstract IReadOnlyList<SchemaField> ConfigFields { get; }
-    protected abstract JsonTypeInfo<TConfig> ConfigTypeInfo { get; }
+
+    /// <summary>The config fields, as the config class declares them.</summary>
+    public IReadOnlyList<SchemaField> ConfigFields => TConfig.KongFields;
 
     /// <summary>Top-level fields of the plugin entity the plugin restricts, e.g. <c>[Schema.NoConsumer(), Schema.ProtocolsHttp()]</c>.</summary>
     public virtual IReadOnlyList<SchemaField> EntityFields => [];
@@ -129,10 +129,7 @@ public abstract class KongPlugin<TConfig> : IKongPlugin where TConfig : class
 
     private TConfig Typed(byte[] canonical)
     {
-        TConfig? config;
-        try { config = JsonSerializer.Deserialize(canonical, ConfigTypeInfo); }
-        catch (JsonException e) { throw new ConfigException(e.Path?.TrimStart('$', '.') ?? "", e.Message); }
-        if (config is null) throw new ConfigException("", "the config is empty");
+        var config = TConfig.ReadKongConfig(canonical);
         Validate(config);
         return config;
     }

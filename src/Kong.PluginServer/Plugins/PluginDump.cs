@@ -9,7 +9,14 @@ public static class PluginDump
     public const string ProtoBuf = "ProtoBuf:1";
     public const string MsgPack = "MsgPack:1";
 
-    public static string Render(PluginInfo info, string protocol)
+    public static string Render(PluginInfo info, string protocol) => Render([info], protocol);
+
+    /// <summary>
+    /// The dump of a server serving several plugins: every one in <c>Plugins</c>, in order. (≤ 3.8) Kong registers each;
+    /// (3.9+) it uses the first only, so a process serving several needs one pluginserver entry per plugin, each with a
+    /// query command that prints its plugin (docs/hosting.md#several-plugins).
+    /// </summary>
+    public static string Render(IEnumerable<PluginInfo> infos, string protocol)
     {
         var buffer = new ArrayBufferWriter<byte>();
         using (var w = new Utf8JsonWriter(buffer))
@@ -17,20 +24,25 @@ public static class PluginDump
             w.WriteStartObject();
             w.WriteString("Protocol", protocol);
             w.WriteStartArray("Plugins");
-            w.WriteStartObject();
-            w.WriteString("Name", info.Name);
-            w.WriteNumber("Priority", info.Priority);
-            w.WriteString("Version", info.Version);
-            w.WritePropertyName("Schema");
-            WriteSchema(w, info);
-            w.WriteStartArray("Phases");
-            foreach (var p in info.PhaseNames) w.WriteStringValue(p);
-            w.WriteEndArray();
-            w.WriteEndObject();
+            foreach (var info in infos) WritePlugin(w, info);
             w.WriteEndArray();
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    private static void WritePlugin(Utf8JsonWriter w, PluginInfo info)
+    {
+        w.WriteStartObject();
+        w.WriteString("Name", info.Name);
+        w.WriteNumber("Priority", info.Priority);
+        w.WriteString("Version", info.Version);
+        w.WritePropertyName("Schema");
+        WriteSchema(w, info);
+        w.WriteStartArray("Phases");
+        foreach (var p in info.PhaseNames) w.WriteStringValue(p);
+        w.WriteEndArray();
+        w.WriteEndObject();
     }
 
     /// <summary>

@@ -82,6 +82,11 @@ public sealed record SchemaField(string Name, SchemaType Type)
         ? int.Parse(d, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture)
         : throw new InvalidOperationException($"{Name} is not an integer field with a default");
 
+    /// <summary>The default of a number (or integer) field.</summary>
+    public double NumberDefault => Type.Type is "number" or "integer" && Type.DefaultJson is { } d
+        ? double.Parse(d, NumberStyles.Float, CultureInfo.InvariantCulture)
+        : throw new InvalidOperationException($"{Name} is not a number field with a default");
+
     /// <summary>The default of a boolean field.</summary>
     public bool BooleanDefault => Type.Type == "boolean" && Type.DefaultJson is { } d
         ? d == "true"
@@ -120,14 +125,21 @@ public static class Schema
             DefaultJson = @default is null ? null : JsonSerializer.Serialize(@default, PluginJson.Default.String),
         });
 
-    public static SchemaField Boolean(string name, bool? @default = null, string? description = null) =>
-        new(name, new SchemaType { Type = "boolean", DefaultJson = @default is null ? null : @default.Value ? "true" : "false", Description = description });
+    public static SchemaField Boolean(string name, bool? @default = null, string? description = null, bool required = false) =>
+        new(name, new SchemaType { Type = "boolean", Required = required, DefaultJson = @default is null ? null : @default.Value ? "true" : "false", Description = description });
 
     public static SchemaField Integer(string name, bool required = false, long? @default = null, (double, double)? between = null, string? description = null) =>
         new(name, new SchemaType
         {
             Type = "integer", Required = required, Between = between, Description = description,
             DefaultJson = @default?.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+
+    public static SchemaField Number(string name, bool required = false, double? @default = null, (double, double)? between = null, string? description = null) =>
+        new(name, new SchemaType
+        {
+            Type = "number", Required = required, Between = between, Description = description,
+            DefaultJson = @default?.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
         });
 
     public static SchemaField Array(string name, SchemaType elements, bool required = false, string? defaultJson = null, int? lenMin = null, string? description = null) =>
@@ -144,6 +156,11 @@ public static class Schema
     public static SchemaType RecordType(IReadOnlyList<SchemaField> fields) => new() { Type = "record", Fields = fields };
 
     public static SchemaType ArrayType(SchemaType elements, int? lenMin = null) => new() { Type = "array", Elements = elements, LenMin = lenMin };
+
+    public static SchemaType MapType(SchemaType keys, SchemaType values) => new() { Type = "map", Keys = keys, Values = values };
+
+    /// <summary>An element or map value of type boolean, integer or number.</summary>
+    public static SchemaType ScalarType(string type) => new() { Type = type };
 
     // ---- Kong's typedefs for the top-level fields of a plugin entity (kong/db/schema/typedefs.lua) ----
 

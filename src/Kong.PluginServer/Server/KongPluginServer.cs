@@ -7,10 +7,11 @@ using Kong.PluginServer.Protocol.ProtoBuf;
 namespace Kong.PluginServer.Server;
 
 /// <summary>
-/// Kong's external plugin server for one plugin: listens on a Unix socket and serves its connections from
-/// event loops (one thread per core by default). Start with <see cref="Start"/>, stop with <see cref="StopAsync"/>
-/// (stop accepting, let in-flight events finish within the bound, release Kong's pooled connections, remove
-/// the socket).
+/// Kong's external plugin server for one plugin or several: listens on a Unix socket and serves its connections
+/// from event loops (one thread per core by default). With several plugins, StartInstance's plugin name picks the
+/// plugin, and every event goes to the plugin its instance was started for (docs/hosting.md#several-plugins).
+/// Start with <see cref="Start"/>, stop with <see cref="StopAsync"/> (stop accepting, let in-flight events finish
+/// within the bound, release Kong's pooled connections, remove the socket).
 /// </summary>
 public sealed class KongPluginServer : IAsyncDisposable, IServerCore
 {
@@ -19,16 +20,29 @@ public sealed class KongPluginServer : IAsyncDisposable, IServerCore
     private readonly ConnectionHub _hub;
     private readonly MsgPackEvents _msgPackEvents;
     private int _inFlightEvents;
-    private volatile bool _stopping;
+    private volatile bool _stopping, _refusing;
     private long _eventsServed;
 
-    public KongPluginServer(IKongPlugin plugin, ServerOptions options)
+    public KongPluginServer(IKongPlugin plugin, ServerOptions options) : this([plugin], options) { }
+
+    /// <summary>A server for <paramref name="plugins"/> (at least one, names distinct), all on one socket.</summary>
+    public KongPluginServer(IReadOnlyList<IKongPlugin> plugins, ServerOptions options)
     {
-        Plugin = plugin;
+        ArgumentNullException.ThrowIfNull(plugins);
+        if (plugins.Count == 0) throw new ArgumentException("a server serves at least one plugin", nameof(plugins));
+        Plugins = [.. plugins];
+        _pluginNames = new byte[Plugins.Count][];
+        for (int i = 0; i < Plugins.Count; i++)
+        {
+            string name = Plugins[i].Info.Name;
+            for (int j = 0; j < i; j++)
+                if (Plugins[j].Info.Name == name) throw new ArgumentException($"two plugins are named '{name}'", nameof(plugins));
+            _pluginNames[i] = System.Text.Encoding.UTF8.GetBytes(name);
+        }
         Options = options;
         if (options.Protocol is not (PluginDump.ProtoBuf or PluginDump.MsgPack))
             throw new ArgumentException($"unknown protocol '{options.Protocol}' ({PluginDump.ProtoBuf} or {PluginDump.MsgPack})");
-        Registry = new InstanceRegistry(plugin, options.Log, options.InstanceIdleTimeout);
+        Registry = new InstanceRegistry(Plugins, options.Log, options.InstanceIdleTimeout);
         _msgPackEvents = new MsgPackEvents(this);
         _listener = Bind(options, out _socketFile);
         _limitLine = $"connection limit {options.MaxConnections} reached; closing a new connection";
@@ -48,8 +62,32 @@ public sealed class KongPluginServer : IAsyncDisposable, IServerCore
     }
 
     private readonly string _limitLine, _limitSummary;
+    private readonly byte[][] _pluginNames;
 
-    public IKongPlugin Plugin { get; }
+    /// <summary>The plugin served (the first one, when the server serves several).</summary>
+    public IKongPlugin Plugin => Plugins[0];
+
+    /// <summary>Every plugin served, in the order given.</summary>
+    public IReadOnlyList<IKongPlugin> Plugins { get; }
+
+    /// <summary>
+    /// The plugin a StartInstance names (its UTF-8 bytes, compared without allocating). An empty name means the plugin
+    /// of a single-plugin server (Kong always sends the name; a bare client may not).
+    /// </summary>
+    internal bool TryGetPlugin(ReadOnlySpan<byte> name, out IKongPlugin plugin)
+    {
+        if (name.IsEmpty && Plugins.Count == 1) { plugin = Plugins[0]; return true; }
+        for (int i = 0; i < _pluginNames.Length; i++)
+        {
+            if (name.SequenceEqual(_pluginNames[i])) { plugin = Plugins[i]; return true; }
+        }
+        plugin = null!;
+        return false;
+    }
+
+    /// <summary>The names served, for messages: <c>'a', 'b'</c>.</summary>
+    internal string PluginNameList => string.Join(", ", Plugins.Select(p => $"'{p.Info.Name}'"));
+
     public ServerOptions Options { get; }
     internal InstanceRegistry Registry { get; }
 
@@ -64,13 +102,19 @@ public sealed class KongPluginServer : IAsyncDisposable, IServerCore
     public int InFlightEvents => Volatile.Read(ref _inFlightEvents);
     public long EventsServed => Interlocked.Read(ref _eventsServed);
 
-    /// <summary>True once a stop began: no new event starts.</summary>
+    /// <summary>True once a stop began: nothing new is accepted.</summary>
     public bool Stopping => _stopping;
+
+    /// <summary>
+    /// True while stopping without a successor: no new event or instance starts (docs/protocol.md#draining). A server
+    /// whose socket a successor took over keeps serving the connections it has until Kong closes them.
+    /// </summary>
+    public bool Refusing => _refusing;
 
     public void Start()
     {
         _hub.Start(_listener);
-        Options.Log.Info($"serving {Plugin.Info.Name} {Plugin.Info.Version} ({Options.Protocol}) on {Options.SocketPath}");
+        Options.Log.Info($"serving {string.Join(", ", Plugins.Select(p => $"{p.Info.Name} {p.Info.Version}"))} ({Options.Protocol}) on {Options.SocketPath}");
     }
 
     /// <summary>
@@ -128,10 +172,13 @@ public sealed class KongPluginServer : IAsyncDisposable, IServerCore
     private static readonly TimeSpan ReleaseBound = TimeSpan.FromSeconds(2);
 
     /// <summary>
-    /// Stops the way Kong survives (docs/protocol.md#draining): stops accepting; starts no new event or instance;
-    /// lets in-flight events finish (bounded by <see cref="ServerOptions.ShutdownTimeout"/>); releases Kong's idle
-    /// pooled connections by shutting our write side (never a plain close Kong could still be writing into);
-    /// waits a little for Kong to close them; closes the rest and removes the socket.
+    /// Stops the way Kong survives (docs/protocol.md#draining). Stops accepting. When a successor has taken the socket
+    /// over (a `kong reload`), Kong's new workers reach the successor and this server's connections belong to the old
+    /// workers, which finish their requests and exit: they are served as before until Kong closes them (bounded by
+    /// <see cref="ServerOptions.ShutdownTimeout"/>). Otherwise, or once that bound passes: starts no new event or
+    /// instance; lets in-flight events finish; releases Kong's idle pooled connections by shutting our write side
+    /// (never a plain close Kong could still be writing into); waits a little for Kong to close them; closes the rest.
+    /// The socket file is removed only while it is still the one this server bound.
     /// </summary>
     public async Task StopAsync()
     {
@@ -142,12 +189,20 @@ public sealed class KongPluginServer : IAsyncDisposable, IServerCore
         _listener.Dispose();
         // During a `kong reload` a new server may own the path already while this one drains: only the file this
         // server bound is removed (the runtime's own unlink at close hits the temporary name it was bound under)
-        SocketFile.RemoveIfOwn(Options.SocketPath, _socketFile, Options.Log);
+        bool succeeded = SocketFile.RemoveIfOwn(Options.SocketPath, _socketFile, Options.Log);
+        var deadline = DateTime.UtcNow + Options.ShutdownTimeout;
+        if (succeeded)
+        {
+            Options.Log.Info($"serving the {ActiveConnections} connections of Kong's old workers until they close them");
+            while (ActiveConnections > 0 && DateTime.UtcNow < deadline) await Task.Delay(10).ConfigureAwait(false);
+            if (ActiveConnections > 0) Options.Log.Warn($"{ActiveConnections} connections still open {Options.ShutdownTimeout.TotalSeconds:0} s after the takeover; releasing them");
+            deadline = DateTime.UtcNow + ReleaseBound;
+        }
+        _refusing = true;
         // ProtoBuf:1: idle pooled connections go at once (events in flight release theirs when they end).
         // MsgPack:1: the Steps of events in flight arrive on pooled connections, so they go once the events are over.
         bool protoBuf = Options.Protocol == PluginDump.ProtoBuf;
         if (protoBuf) DrainIdle();
-        var deadline = DateTime.UtcNow + Options.ShutdownTimeout;
         while (InFlightEvents > 0 && DateTime.UtcNow < deadline) await Task.Delay(10).ConfigureAwait(false);
         if (InFlightEvents > 0) Options.Log.Warn($"{InFlightEvents} events still running at shutdown");
         DrainIdle();
@@ -168,6 +223,8 @@ public sealed class KongPluginServer : IAsyncDisposable, IServerCore
     public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
 
     InstanceRegistry IServerCore.Registry => Registry;
+    bool IServerCore.TryGetPlugin(ReadOnlySpan<byte> name, out IKongPlugin plugin) => TryGetPlugin(name, out plugin);
+    string IServerCore.PluginNameList => PluginNameList;
     ConnectionHub IServerCore.Hub => _hub;
     ServerLog IServerCore.Log => Options.Log;
     int IServerCore.MaxFrameBytes => Options.MaxFrameBytes;

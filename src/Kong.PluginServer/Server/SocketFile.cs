@@ -69,26 +69,32 @@ internal static partial class SocketFile
     /// <summary>
     /// Removes <paramref name="path"/> if it still names the file this server bound (<paramref name="bound"/>): after
     /// a takeover the path is the new server's and stays. Without an identity (no statx) the path is removed only when
-    /// nothing answers on it.
+    /// nothing answers on it. Returns true when another server owns the path now (a successor took it over).
     /// </summary>
-    public static void RemoveIfOwn(string path, FileIdentity? bound, ServerLog log)
+    public static bool RemoveIfOwn(string path, FileIdentity? bound, ServerLog log)
     {
         var now = TryIdentify(path, out bool known);
         try
         {
             if (bound is { } mine && known)
             {
-                if (now is null) return;
+                if (now is null) return false;
                 if (now.Value.SameFile(mine)) File.Delete(path);
-                else log.Info($"{path} belongs to another server now; leaving it");
+                else
+                {
+                    log.Info($"{path} belongs to another server now; leaving it");
+                    return true;
+                }
             }
-            else if (File.Exists(path) && LooksLikeSocket(path) && !IsLive(path))
+            else if (File.Exists(path) && LooksLikeSocket(path))
             {
-                File.Delete(path);
+                if (!IsLive(path)) File.Delete(path);
+                else return true;
             }
         }
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }
+        return false;
     }
 
     /// <summary>A name next to <paramref name="fullPath"/>, unique to this process and bind, within sun_path's limit.</summary>

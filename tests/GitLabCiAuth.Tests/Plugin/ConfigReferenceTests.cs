@@ -27,7 +27,7 @@ public class ConfigReferenceTests
     public void Every_schema_field_is_documented()
     {
         string md = ConfigReference.Markdown();
-        foreach (var f in GitLabCiAuthSchema.Fields)
+        foreach (var f in GitLabCiAuthConfig.KongFields)
         {
             Assert.Contains($"| `{f.Name}` |", md);
             Assert.False(string.IsNullOrWhiteSpace(f.Type.Description), $"{f.Name} has no description");

@@ -48,7 +48,7 @@ public sealed class SchemaRangeTests
     {
         var o = new TokenValidationOptions { Issuer = "https://gitlab.example.com", Audiences = ["https://api.example.com"] };
         // the one cross-field rule between bounded fields: the stale window is at least the refresh period
-        if (field == "jwks_stale_seconds") o.JwksRefreshSeconds = (int)GitLabCiAuthSchema.JwksRefreshSeconds.Type.Between!.Value.Min;
+        if (field == "jwks_stale_seconds") o.JwksRefreshSeconds = (int)GitLabCiAuthConfig.Fields.JwksRefreshSeconds.Type.Between!.Value.Min;
         OptionsProperty(field).SetValue(o, checked((int)value));
         return o;
     }
@@ -62,7 +62,7 @@ public sealed class SchemaRangeTests
             ["rules"] = new JsonArray(new JsonObject { ["name"] = "any", ["claims"] = new JsonObject { ["project_id"] = new JsonArray("*") } }),
             [field] = value,
         };
-        if (field == "jwks_stale_seconds") c["jwks_refresh_seconds"] = (long)GitLabCiAuthSchema.JwksRefreshSeconds.Type.Between!.Value.Min;
+        if (field == "jwks_stale_seconds") c["jwks_refresh_seconds"] = (long)GitLabCiAuthConfig.Fields.JwksRefreshSeconds.Type.Between!.Value.Min;
         return Encoding.UTF8.GetBytes(c.ToJsonString());
     }
 
@@ -94,8 +94,9 @@ public sealed class SchemaRangeTests
     {
         long dumped = KongSchemaField(field)["default"]!.GetValue<long>();
         Assert.Equal(dumped, Convert.ToInt64(OptionsProperty(field).GetValue(new TokenValidationOptions()), CultureInfo.InvariantCulture));
-        var configProperty = typeof(GitLabCiAuthConfig).GetProperties().Single(p =>
-            p.GetCustomAttribute<System.Text.Json.Serialization.JsonPropertyNameAttribute>()?.Name == field);
+        // the generated declaration accessor is named after the property: Fields.ClockSkewSeconds declares clock_skew_seconds
+        string property = typeof(GitLabCiAuthConfig.Fields).GetProperties().Single(p => ((SchemaField)p.GetValue(null)!).Name == field).Name;
+        var configProperty = typeof(GitLabCiAuthConfig).GetProperty(property)!;
         Assert.Equal(dumped, Convert.ToInt64(configProperty.GetValue(new GitLabCiAuthConfig()), CultureInfo.InvariantCulture));
     }
 
@@ -120,7 +121,7 @@ public sealed class SchemaRangeTests
         Assert.Equal(settings.RefetchCooldown, unset.RefetchCooldown);
         Assert.Equal(settings.StaleLimit, unset.StaleLimit);
         Assert.Equal(settings.FetchTimeout, unset.FetchTimeout);
-        Assert.Equal(TimeSpan.FromSeconds(GitLabCiAuthSchema.JwksRefreshSeconds.IntegerDefault), unset.RefreshInterval);
+        Assert.Equal(TimeSpan.FromSeconds(GitLabCiAuthConfig.Fields.JwksRefreshSeconds.IntegerDefault), unset.RefreshInterval);
     }
 
     [Fact]

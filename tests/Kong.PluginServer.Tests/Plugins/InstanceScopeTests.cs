@@ -1,4 +1,3 @@
-using System.Text.Json.Serialization.Metadata;
 using Kong.PluginServer.Pdk;
 using Kong.PluginServer.Plugins;
 using Kong.PluginServer.Testing;
@@ -7,7 +6,7 @@ using Kong.PluginServer.Tests.Server;
 namespace Kong.PluginServer.Tests.Plugins;
 
 /// <summary>The scope Kong puts in the instance config (docs/protocol.md#instance-config), per event without a PDK call.</summary>
-public class InstanceScopeTests
+public partial class InstanceScopeTests
 {
     [Fact]
     public void The_scope_is_read_from_Kong_s_keys_and_the_key_fills_in_what_is_missing()
@@ -48,17 +47,17 @@ public class InstanceScopeTests
         Assert.Equal(1, plugin.Handlers);
     }
 
-    private sealed class RoutePlugin : KongPlugin<EchoConfig>
+    [KongConfig]
+    public sealed partial class RouteConfig;
+
+    private sealed class RoutePlugin : KongPlugin<RouteConfig>
     {
         public int Handlers;
         public override string Name => "route";
         public override string Version => "1.0.0";
         public override int Priority => 1;
         public override KongPhase Phases => KongPhase.Access;
-        public override IReadOnlyList<SchemaField> ConfigFields { get; } = [];
-        protected override JsonTypeInfo<EchoConfig> ConfigTypeInfo => EchoJson.Default.EchoConfig;
-
-        protected override IPluginHandler CreateHandler(EchoConfig config)
+        protected override IPluginHandler CreateHandler(RouteConfig config)
         {
             Interlocked.Increment(ref Handlers);
             return new Handler();

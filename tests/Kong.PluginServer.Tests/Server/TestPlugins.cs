@@ -1,20 +1,21 @@
 using System.Collections.Concurrent;
-using System.Text.Json.Serialization;
-using System.Text.Json.Serialization.Metadata;
 using Kong.PluginServer.Pdk;
 using Kong.PluginServer.Plugins;
 
 namespace Kong.PluginServer.Tests.Server;
 
-public sealed class EchoConfig
+[KongConfig]
+public sealed partial class EchoConfig
 {
-    [JsonPropertyName("header")] public string Header { get; set; } = "x-in";
-    [JsonPropertyName("mode")] public string Mode { get; set; } = "echo";
-    [JsonPropertyName("tags")] public string[] Tags { get; set; } = [];
-}
+    [KongField(Default = "x-in")]
+    public string Header { get; set; }
 
-[JsonSerializable(typeof(EchoConfig))]
-internal sealed partial class EchoJson : JsonSerializerContext;
+    [KongField(Default = "echo", OneOf = ["echo", "exit", "throw", "throw-sync", "after-exit", "slow", "log-phase", "gate", "config"])]
+    public string Mode { get; set; }
+
+    [KongField(DefaultJson = "[]")]
+    public string[] Tags { get; set; }
+}
 
 /// <summary>
 /// A plugin whose behaviour the tests steer through its config `mode`: echo (read two headers, set one),
@@ -29,13 +30,6 @@ public sealed class EchoPlugin : KongPlugin<EchoConfig>
     public override string Version => "1.0.0";
     public override int Priority => 10;
     public override KongPhase Phases => KongPhase.Access | KongPhase.Log;
-    public override IReadOnlyList<SchemaField> ConfigFields { get; } =
-    [
-        Schema.String("header", @default: "x-in"),
-        Schema.String("mode", @default: "echo", oneOf: ["echo", "exit", "throw", "throw-sync", "after-exit", "slow", "log-phase", "gate", "config"]),
-        Schema.Array("tags", Schema.StringType(), defaultJson: "[]"),
-    ];
-    protected override JsonTypeInfo<EchoConfig> ConfigTypeInfo => EchoJson.Default.EchoConfig;
     public int HandlersCreated;
     public int HandlersDisposed;
 
@@ -125,10 +119,8 @@ public sealed class EchoPlugin : KongPlugin<EchoConfig>
     }
 }
 
-public sealed class ScriptConfig;
-
-[JsonSerializable(typeof(ScriptConfig))]
-internal sealed partial class ScriptJson : JsonSerializerContext;
+[KongConfig]
+public sealed partial class ScriptConfig;
 
 /// <summary>A plugin whose handler is whatever the test assigns to <see cref="Script"/> (every phase).</summary>
 public sealed class ScriptPlugin : KongPlugin<ScriptConfig>
@@ -137,8 +129,6 @@ public sealed class ScriptPlugin : KongPlugin<ScriptConfig>
     public override string Version => "0.1.0";
     public override int Priority => 5;
     public override KongPhase Phases => KongPhase.Rewrite | KongPhase.Access | KongPhase.Response | KongPhase.Log;
-    public override IReadOnlyList<SchemaField> ConfigFields { get; } = [];
-    protected override JsonTypeInfo<ScriptConfig> ConfigTypeInfo => ScriptJson.Default.ScriptConfig;
 
     public Func<KongPhase, KongPdk, ValueTask>? Script { get; set; }
 

@@ -14,6 +14,9 @@ public sealed class TempDir : IDisposable
     /// <summary>The socket the host uses with <c>-kong-prefix</c> this directory.</summary>
     public string DefaultSocket => Combine("gitlab-ci-auth.socket");
 
+    /// <summary>The socket the host uses with <c>--plugin example -kong-prefix</c> this directory (named after the plugin served).</summary>
+    public string ExampleSocket => Combine("example.socket");
+
     public string Combine(string name) => System.IO.Path.Combine(Path, name);
 
     public string[] Entries() => Directory.GetFileSystemEntries(Path).Select(System.IO.Path.GetFileName).ToArray()!;

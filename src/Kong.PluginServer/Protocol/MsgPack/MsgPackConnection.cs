@@ -107,7 +107,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
         _server.Hub.Recycle(_io);
     }
 
-    /// <summary>While stopping and once no event is in flight: idle connections are released (write side shut), see <see cref="KongPluginServer.StopAsync"/>.</summary>
+    /// <summary>While stopping and once no event is in flight: idle connections are released (write side shut), see <c>KongPluginServer.StopAsync</c>.</summary>
     public void Drain()
     {
         if (_io.Closed || _open is not null || _refusing) return;
@@ -184,7 +184,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
                 else { SkipKey(ref r); r.Skip(); }
             }
         }
-        if (_server.Stopping)
+        if (_server.Refusing)
         {
             // nothing new starts while draining; "no plugin instance" makes Kong retry (its StartInstance is then
             // refused, which fails the request) rather than fail open: any other MsgPack error lets the request through
@@ -205,7 +205,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
         instance.Touch();
         var events = _events;
         var ev = events.Create(instance, phase);
-        if ((_server.Plugin.Info.Phases & phase) == 0)
+        if ((instance.Plugin.Info.Phases & phase) == 0)
         {
             RespondStep(Generation, msgId, ev.Id, default);
             events.Finish(ev);
@@ -246,36 +246,54 @@ internal sealed class MsgPackConnection : IConnectionHandler
 
     private void StartInstance(uint msgId, ReadOnlyMemory<byte> param)
     {
-        if (_server.Stopping)
+        if (_server.Refusing)
         {
             // Kong raises on a StartInstance error (the request fails, its claim is released); it does not replay
             RespondError(msgId, "server stopping: no new instance starts");
             return;
         }
         ReadOnlySpan<byte> config = "{}"u8;
+        ReadOnlySpan<byte> name = default;
         var r = new MessagePackReader(param);
         if (!param.IsEmpty && r.NextMessagePackType == MessagePackType.Map)
         {
             int n = r.ReadMapHeader();
             for (int i = 0; i < n; i++)
             {
-                if (Key(ref r, "Config"u8) && r.NextMessagePackType is MessagePackType.String or MessagePackType.Binary)
-                    config = StringAt(param, ref r);
+                if (Key(ref r, "Config"u8))
+                {
+                    if (r.NextMessagePackType is MessagePackType.String or MessagePackType.Binary) config = StringAt(param, ref r);
+                    else r.Skip();
+                }
+                else if (Key(ref r, "Name"u8))
+                {
+                    if (r.NextMessagePackType is MessagePackType.String or MessagePackType.Binary) name = StringAt(param, ref r);
+                    else r.Skip();
+                }
                 else { SkipKey(ref r); r.Skip(); }
             }
         }
+        if (!_server.TryGetPlugin(name, out var plugin))
+        {
+            // an error string: Kong raises on it (the request fails with 500); never "no plugin instance", which would replay
+            string text = System.Text.Encoding.UTF8.GetString(name);
+            Log.Limited(LogLevel.Error, $"connection {_io.Id}: StartInstance for plugin '{text}', which this server does not serve (it serves {_server.PluginNameList})",
+                "unknown plugin");
+            RespondError(msgId, $"no plugin named '{text}' (this server serves {_server.PluginNameList})");
+            return;
+        }
         PluginInstance inst;
-        try { inst = _server.Registry.Start(config); }
+        try { inst = _server.Registry.Start(plugin, config); }
         catch (ConfigException e)
         {
             Log.Error($"connection {_io.Id}: instance refused: {e.Message}");
             RespondError(msgId, "instance refused: " + e.Message);
             return;
         }
-        Log.Info($"instance {inst.Id} started");
+        Log.Info($"instance {inst.Id} of {plugin.Info.Name} started");
         var w = BeginResponse(msgId, null);
         w.WriteMapHeader(4);
-        w.Write("Name"); w.Write(_server.Plugin.Info.Name);
+        w.Write("Name"); w.Write(plugin.Info.Name);
         w.Write("Id"); w.Write(inst.Id);
         w.Write("Config"); w.WriteNil();
         w.Write("StartTime"); w.Write((double)inst.StartedAt);

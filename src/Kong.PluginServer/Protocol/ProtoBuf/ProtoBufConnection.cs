@@ -50,7 +50,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
 
     public void OnAttached()
     {
-        _mode = _server.Stopping ? Mode.Discard : Mode.Commands;
+        _mode = _server.Refusing ? Mode.Discard : Mode.Commands;
         _eventRunning = false;
         _released = false;
         _awaiting.Clear();
@@ -148,7 +148,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
 
             case RpcCommandKind.StartInstance:
             {
-                if (_server.Stopping)
+                if (_server.Refusing)
                 {
                     // no new instance on a stopping server, and no answer that could make Kong loop: it reads EOF
                     // ("closed"), releases its claim and fails this request (docs/protocol.md#server-lifecycle)
@@ -156,10 +156,19 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
                     Refuse();
                     return;
                 }
-                // a bad config is refused by closing without a reply: Kong raises a 500 for the request
-                var inst = registry.Start(cmd.Config);
-                Log.Info($"instance {inst.Id} started");
-                RpcCodec.WriteInstanceStatus(_io.Output, cmd.Sequence, _server.Plugin.Info.Name, inst.Id, inst.StartedAt);
+                // a plugin this server does not serve, like a bad config, is refused by closing without a reply:
+                // Kong raises a 500 for the request (docs/protocol.md#protobuf-errors)
+                if (!_server.TryGetPlugin(cmd.Name, out var plugin))
+                {
+                    string name = System.Text.Encoding.UTF8.GetString(cmd.Name);
+                    Log.Limited(LogLevel.Error, $"connection {_io.Id}: StartInstance for plugin '{name}', which this server does not serve (it serves {_server.PluginNameList}); closing",
+                        "unknown plugin");
+                    _io.Close();
+                    return;
+                }
+                var inst = registry.Start(plugin, cmd.Config);
+                Log.Info($"instance {inst.Id} of {plugin.Info.Name} started");
+                RpcCodec.WriteInstanceStatus(_io.Output, cmd.Sequence, plugin.Info.Name, inst.Id, inst.StartedAt);
                 _io.Flush();
                 return;
             }
@@ -171,7 +180,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
                 bool known = registry.TryGet(id, out var inst);
                 if (cmd.Kind == RpcCommandKind.CloseInstance && known) registry.Close(id);
                 if (!known) Log.Info($"status/close for unknown instance {id}");
-                RpcCodec.WriteInstanceStatus(_io.Output, cmd.Sequence, _server.Plugin.Info.Name, id, known ? inst.StartedAt : 0);
+                RpcCodec.WriteInstanceStatus(_io.Output, cmd.Sequence, known ? inst.Plugin.Info.Name : _server.Plugin.Info.Name, id, known ? inst.StartedAt : 0);
                 _io.Flush();
                 return;
             }
@@ -206,7 +215,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
             throw new ProtocolViolationException("unknown event name");
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         _server.EventStarted(); // counted before the stop check: shutdown waits for every event it lets start
-        if (_server.Stopping)
+        if (_server.Refusing)
         {
             _server.EventRefused();
             Log.Info($"connection {_io.Id}: stopping; no new event starts");
@@ -222,7 +231,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
         _eventRunning = true;
         _mode = Mode.Event;
         BeginEvent(phase);
-        if ((_server.Plugin.Info.Phases & phase) == 0)
+        if ((instance.Plugin.Info.Phases & phase) == 0)
         {
             EndEvent();
             return;
@@ -285,7 +294,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
         _server.CountEventWrite();
         _io.Flush();
         // the replies of the setters in that write come before Kong's next command; read in order, dropped
-        if (_server.Stopping && !_io.Closed) Drain();
+        if (_server.Refusing && !_io.Closed) Drain();
     }
 
     /// <summary>
