@@ -5,8 +5,8 @@ namespace GitLabCiAuth.Tests;
 
 /// <summary>
 /// GitLabCiAuth's namespaces form layers: Claims ← Policy, Identity; Keys ← Tokens ← Plugin. Tokens and Keys read
-/// their defaults and ranges from the schema's field declarations (<see cref="GitLabCiAuthSchema"/>), which sit in
-/// Plugin but use nothing of it: those uses are not counted.
+/// their defaults and ranges from the config's field declarations (<see cref="GitLabCiAuthConfig.Fields"/>, generated,
+/// and <see cref="GitLabCiAuthSchema"/>), which sit in Plugin but use nothing of it: those uses are not counted.
 /// </summary>
 public class NamespaceCycleTests
 {
@@ -15,5 +15,5 @@ public class NamespaceCycleTests
 
     [Fact]
     public void GitLabCiAuthHasNoNamespaceCycle() =>
-        NamespaceCycleAssert.NoCycles(typeof(GitLabCiAuthPlugin).Assembly, ignore: t => t == typeof(GitLabCiAuthSchema));
+        NamespaceCycleAssert.NoCycles(typeof(GitLabCiAuthPlugin).Assembly, ignore: t => t == typeof(GitLabCiAuthConfig.Fields) || t == typeof(GitLabCiAuthSchema));
 }

@@ -11,6 +11,7 @@ public abstract class PdkModule
     {
         var pending = PendingCall<T>.Rent(Session, decode);
         Session.Send(method, args, pending);
+        Session.UnawaitedResults++;
         return pending.Task;
     }
 

@@ -41,6 +41,12 @@ internal abstract class PdkSession
     /// <summary>True once kong.response.exit was sent: nothing more may be sent for this event.</summary>
     public bool Exited { get; protected set; }
 
+    /// <summary>
+    /// Results of the current event's PDK calls handed to the plugin and not yet taken (awaited): a plugin awaits each
+    /// once, so this is 0 when its handler returns, unless it dropped one (the event runner reports it).
+    /// </summary>
+    internal int UnawaitedResults;
+
     /// <summary>PDK calls made in the current event (round trips unless pipelined).</summary>
     public int CallCount { get; protected set; }
 
@@ -73,6 +79,7 @@ internal abstract class PdkSession
         Phase = phase;
         Exited = false;
         CallCount = 0;
+        UnawaitedResults = 0;
         _arenaUsed = 0;
     }
 

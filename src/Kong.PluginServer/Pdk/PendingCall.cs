@@ -72,6 +72,7 @@ internal sealed class PendingCall<T> : PdkReplySink, IValueTaskSource<T>
     public T GetResult(short token)
     {
         CheckToken(token);
+        _session.UnawaitedResults--;
         if (!_completed && _session.PullsReplies) _session.Pull(this);
         try { return _core.GetResult(token); }
         finally { Recycle(); }

@@ -1,4 +1,5 @@
 using Kong.PluginServer.Pdk;
+using Kong.PluginServer.Server;
 using Kong.PluginServer.Testing;
 using Kong.PluginServer.Tests.Server;
 
@@ -11,7 +12,7 @@ namespace Kong.PluginServer.Tests.Pdk;
 public class PdkTypedApiTests
 {
     private static async Task<(SimResult Result, Dictionary<string, object?> Bag)> Run(KongProtocol protocol, Func<KongPdk, Dictionary<string, object?>, ValueTask> run,
-        SimRequest? request = null)
+        SimRequest? request = null, TextWriter? serverLog = null)
     {
         var bag = new Dictionary<string, object?>();
         var plugin = new ScriptPlugin();
@@ -22,7 +23,10 @@ public class PdkTypedApiTests
             try { await run(kong, bag); }
             catch (Exception e) { raised = e; throw; }
         };
-        await using var host = T.Host(plugin, protocol);
+        await using var host = serverLog is null ? T.Host(plugin, protocol) : T.Host(plugin, protocol, configure: o => new ServerOptions
+        {
+            SocketPath = o.SocketPath, Protocol = o.Protocol, Log = new ServerLog(TextWriter.Synchronized(serverLog), LogLevel.Info),
+        });
         var entity = host.Kong.AddPlugin("{}");
         var r = await host.Kong.Worker(0).RunAsync(entity, "access", request ?? new SimRequest()).Within();
         Assert.True(raised is null, $"the plugin got {raised}");
@@ -144,5 +148,35 @@ public class PdkTypedApiTests
         var e = Assert.IsType<InvalidOperationException>(g["second"]);
         Assert.Contains("awaited (or its result read) twice", e.Message);
         Assert.Equal("/x", g["after"]);
+    }
+
+    [Theory]
+    [MemberData(nameof(T.Protocols), MemberType = typeof(T))]
+    public async Task A_result_never_awaited_is_reported_at_the_end_of_the_event(KongProtocol protocol)
+    {
+        var log = new StringWriter();
+        var (r, _) = await Run(protocol, async (k, bag) =>
+        {
+            _ = k.Request.GetMethodAsync(); // dropped: never awaited
+            await k.ServiceRequest.SetHeaderAsync("x-after", (await k.Request.GetPathAsync()));
+        }, serverLog: log);
+        Assert.Equal(SimOutcome.Completed, r.Outcome); // the request itself is served
+        Assert.Equal("/", r.UpstreamHeaders["x-after"]);
+        Assert.Contains("without awaiting 1 PDK call result(s)", log.ToString());
+    }
+
+    [Theory]
+    [MemberData(nameof(T.Protocols), MemberType = typeof(T))]
+    public async Task Every_result_awaited_reports_nothing(KongProtocol protocol)
+    {
+        var log = new StringWriter();
+        await Run(protocol, async (k, _) =>
+        {
+            var method = k.Request.GetMethodAsync();
+            var path = k.Request.GetPathAsync();
+            await method;
+            await path;
+        }, serverLog: log);
+        Assert.DoesNotContain("without awaiting", log.ToString());
     }
 }

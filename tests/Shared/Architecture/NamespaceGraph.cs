@@ -33,7 +33,7 @@ public static class NamespaceGraph
             Collect(type, used);
             foreach (var t in used)
             {
-                if (ignore is not null && ignore(Outermost(t))) continue;
+                if (ignore is not null && Ignored(t, ignore)) continue;
                 string to = NamespaceOf(t);
                 if (to != from && own.Contains(to) && t.Assembly == assembly) graph[from].Add(to);
             }
@@ -83,6 +83,13 @@ public static class NamespaceGraph
 
     /// <summary>A nested type belongs to its outermost declaring type's namespace.</summary>
     public static string NamespaceOf(Type t) => Outermost(t).Namespace ?? "";
+
+    private static bool Ignored(Type? t, Func<Type, bool> ignore)
+    {
+        for (; t is not null; t = t.DeclaringType)
+            if (ignore(t)) return true;
+        return false;
+    }
 
     private static Type Outermost(Type t)
     {
