@@ -83,7 +83,7 @@ public static class Fixtures
 /// and "Kong" answers from canned reply bytes, so a handler runs exactly as over a socket minus the syscalls.
 /// Mirrors ProtoBufConnection: calls are queued, a pull answers the queue in order, end marker + RpcReturn at the end.
 /// </summary>
-public sealed class InMemorySession : PdkSession
+internal sealed class InMemorySession : PdkSession
 {
     private readonly PdkCodec _codec;
     private readonly bool _protoBuf;
@@ -100,9 +100,10 @@ public sealed class InMemorySession : PdkSession
     }
 
     public override bool PullsReplies => true;
+    public override WireProtocol Protocol => _protoBuf ? WireProtocol.ProtoBuf : WireProtocol.MsgPack;
     public int Writes { get; private set; }
 
-    public void Begin() { BeginEvent(global::Kong.PluginServer.Plugins.KongPhase.Access); Writes = 0; _seq++; }
+    public void Begin() { BeginEvent(global::Kong.PluginServer.KongPhase.Access); Writes = 0; _seq++; }
 
     public override void Send(PdkMethod method, in PdkArgs args, PdkReplySink? sink)
     {

@@ -7,6 +7,7 @@ using GitLabCiAuth.Identity;
 using GitLabCiAuth.Plugin;
 using GitLabCiAuth.Policy;
 using GitLabCiAuth.Tokens;
+using Kong.PluginServer;
 using Kong.PluginServer.Framing;
 using Kong.PluginServer.Pdk;
 using Kong.PluginServer.Plugins;

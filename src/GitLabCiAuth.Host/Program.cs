@@ -1,5 +1,6 @@
 using GitLabCiAuth.Host.Metrics;
 using GitLabCiAuth.Keys;
+using Kong.PluginServer;
 using Kong.PluginServer.Hosting;
 using Kong.PluginServer.Plugins;
 using Kong.PluginServer.Server;

@@ -149,7 +149,7 @@ public sealed class KongConnection : IAsyncDisposable, IDisposable
     public async ValueTask<byte[]> ReadFrameAsync() => (await ReadFrameViewAsync().ConfigureAwait(false)).ToArray();
 
     /// <summary>Reads one frame and parses it as an <see cref="RpcReturn"/>.</summary>
-    public async ValueTask<RpcReturn> ReadRpcReturnAsync() => RpcReturn.Parser.ParseFrom((await ReadFrameViewAsync().ConfigureAwait(false)).Span);
+    internal async ValueTask<RpcReturn> ReadRpcReturnAsync() => RpcReturn.Parser.ParseFrom((await ReadFrameViewAsync().ConfigureAwait(false)).Span);
 
     /// <summary>Reads exactly <paramref name="count"/> bytes.</summary>
     public async ValueTask<byte[]> ReadExactAsync(int count)

@@ -15,21 +15,21 @@ namespace Kong.PluginServer.Testing;
 public static class KongWire
 {
     /// <summary><c>RpcCall{sequence, cmd_start_instance{name, config}}</c>.</summary>
-    public static RpcCall StartInstance(long sequence, string name, string configJson) => new()
+    internal static RpcCall StartInstance(long sequence, string name, string configJson) => new()
     {
         Sequence = sequence,
         CmdStartInstance = new CmdStartInstance { Name = name, Config = Google.Protobuf.ByteString.CopyFromUtf8(configJson) },
     };
 
     /// <summary><c>RpcCall{sequence, cmd_handle_event{instance_id, event_name}}</c>.</summary>
-    public static RpcCall HandleEvent(long sequence, int instanceId, string phase) => new()
+    internal static RpcCall HandleEvent(long sequence, int instanceId, string phase) => new()
     {
         Sequence = sequence,
         CmdHandleEvent = new CmdHandleEvent { InstanceId = instanceId, EventName = phase },
     };
 
     /// <summary><c>RpcCall{sequence, cmd_close_instance{instance_id}}</c>.</summary>
-    public static RpcCall CloseInstance(long sequence, int instanceId) => new()
+    internal static RpcCall CloseInstance(long sequence, int instanceId) => new()
     {
         Sequence = sequence,
         CmdCloseInstance = new CmdCloseInstance { InstanceId = instanceId },

@@ -69,8 +69,8 @@ public sealed class MetricsEndpoint : IServerObserver, IDisposable
                 writes.IncTo(p.EventWrites);
                 connections.Set(p.ActiveConnections);
                 inFlight.Set(p.InFlightEvents);
-                instances.Set(p.Registry.Count);
-                handlers.Set(p.Registry.HandlerCount);
+                instances.Set(p.InstanceCount);
+                handlers.Set(p.HandlerCount);
             }
             allocated.IncTo(GC.GetTotalAllocatedBytes());
             for (int g = 0; g <= GC.MaxGeneration; g++) gcs.WithLabels(g.ToString(System.Globalization.CultureInfo.InvariantCulture)).IncTo(GC.CollectionCount(g));

@@ -39,10 +39,10 @@ internal sealed class JwksHttpFetcher : IDisposable
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
             {
-                throw new Tokens.TokenOptionsException($"jwks_ca_file: cannot read the CA bundle ({e.GetType().Name})");
+                throw new TokenOptionsException($"jwks_ca_file: cannot read the CA bundle ({e.GetType().Name})");
             }
             if (_extraRoots.Count == 0)
-                throw new Tokens.TokenOptionsException("jwks_ca_file: the file holds no PEM certificate");
+                throw new TokenOptionsException("jwks_ca_file: the file holds no PEM certificate");
         }
 
         var handler = new SocketsHttpHandler

@@ -38,7 +38,7 @@ public sealed class JwksKeyStore : IDisposable
 
     /// <summary>
     /// Leases the source for <paramref name="settings"/>, creating and starting it (initial fetch + refresh timer)
-    /// when no instance uses it yet. Throws <see cref="Tokens.TokenOptionsException"/> for a static JWKS without
+    /// when no instance uses it yet. Throws <see cref="TokenOptionsException"/> for a static JWKS without
     /// usable keys or an unreadable CA file.
     /// </summary>
     public KeySourceLease Acquire(KeySourceSettings settings)

@@ -95,7 +95,7 @@ internal sealed class KeySource
         if (settings.Kind == KeySourceKind.Static)
         {
             var parsed = JwksParser.Parse(Encoding.UTF8.GetBytes(settings.StaticJwks ?? ""), null, log());
-            if (parsed.Set is null) throw new Tokens.TokenOptionsException("static_jwks: " + parsed.Error);
+            if (parsed.Set is null) throw new TokenOptionsException("static_jwks: " + parsed.Error);
             _snapshot = new Snapshot(parsed.Set, time.GetUtcNow());
             _lastSuccess = _snapshot.FetchedAt;
             _firstFetch.TrySetResult();

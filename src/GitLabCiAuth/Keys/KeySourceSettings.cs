@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using GitLabCiAuth.Plugin;
-using GitLabCiAuth.Tokens;
 
 namespace GitLabCiAuth.Keys;
 
@@ -52,33 +51,4 @@ public sealed record KeySourceSettings
     /// <summary>The key sources are shared by: everything that changes how keys are obtained.</summary>
     internal string RegistryKey => string.Create(CultureInfo.InvariantCulture,
         $"{Kind}|{SourceId}|{(Kind == KeySourceKind.Discovery ? Issuer : "")}|{CaFile}|{AllowInsecureHttp}|{RefreshInterval.Ticks}|{RefetchCooldown.Ticks}|{StaleLimit.Ticks}|{FetchTimeout.Ticks}|{MaxBodyBytes}");
-
-    /// <summary>The key source of the options' first accepted issuer (the top-level <c>issuer</c> when set).</summary>
-    public static KeySourceSettings FromOptions(TokenValidationOptions o) => FromOptions(o, o.EffectiveIssuers[0]);
-
-    /// <summary>The key source of one accepted issuer, with the route's fetch settings.</summary>
-    public static KeySourceSettings FromOptions(TokenValidationOptions o, IssuerOptions issuer)
-    {
-        var kind = issuer.StaticJwks is not null ? KeySourceKind.Static
-            : issuer.JwksUri is not null ? KeySourceKind.JwksUri
-            : KeySourceKind.Discovery;
-        return new KeySourceSettings
-        {
-            Kind = kind,
-            Issuer = issuer.Issuer,
-            Url = kind switch
-            {
-                KeySourceKind.Discovery => issuer.DiscoveryUrl,
-                KeySourceKind.JwksUri => issuer.JwksUri,
-                _ => null,
-            },
-            StaticJwks = issuer.StaticJwks,
-            CaFile = o.JwksCaFile,
-            AllowInsecureHttp = o.AllowInsecureHttp,
-            RefreshInterval = TimeSpan.FromSeconds(o.JwksRefreshSeconds),
-            RefetchCooldown = TimeSpan.FromSeconds(o.JwksRefetchCooldownSeconds),
-            StaleLimit = TimeSpan.FromSeconds(o.JwksStaleSeconds),
-            FetchTimeout = TimeSpan.FromMilliseconds(o.JwksFetchTimeoutMs),
-        };
-    }
 }

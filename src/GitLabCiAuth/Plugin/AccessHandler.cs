@@ -11,7 +11,8 @@ namespace GitLabCiAuth.Plugin;
 /// The filter glue of one config, shared by every instance with that config. An allowed request costs
 /// two socket round trips with the default settings: one `get_headers` (plus `get_method`/`get_path` in
 /// the same write when the policy uses them), then the identity setters, the end of the event and the
-/// RpcReturn in one write.
+/// RpcReturn in one write. The handler reads the request, has <see cref="AccessDecider"/> decide (a pure function,
+/// <see cref="AccessDecision.AsDryRun"/> for dry_run) and applies the decision in one place (<c>ApplyAsync</c>).
 /// </summary>
 internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig compiled, GitLabTokenValidator validator) : PluginHandler
 {
@@ -50,7 +51,7 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
     {
         // the policy's fail-open warnings reach Kong's error log once per instance, in the first request's first write
         if (_warnings is not null && Interlocked.Exchange(ref _warnings, null) is { } warnings)
-            foreach (var w in warnings) await kong.Log.MessageAsync(PdkMethods.LogWarn, "config: " + w);
+            foreach (var w in warnings) await kong.Log.WarnAsync("config: " + w);
         var headersCall = kong.Request.GetHeadersViewAsync(MaxHeaders);
         var methodCall = compiled.Policy.UsesMethod ? kong.Request.GetMethodAsync() : default;
         var pathCall = compiled.Policy.UsesPath ? kong.Request.GetPathAsync() : default;
@@ -61,58 +62,42 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         string? method = compiled.Policy.UsesMethod ? await methodCall : null;
         string? path = compiled.Policy.UsesPath ? await pathCall : null;
 
+        AccessDecision decision;
         // a full view may hide a second token header or a spoofed identity header after it: refused in every mode,
         // since nothing this plugin lets through could be trusted
-        if (sent.Lines >= MaxHeaders)
-        {
-            GitLabCiAuthMetrics.Token(GitLabCiAuthMetrics.Route(kong), TooManyHeaders);
-            await ExitTokenAsync(kong, TooManyHeaders);
-            return;
-        }
+        if (sent.Lines >= MaxHeaders) decision = AccessDecision.Refuse(TooManyHeaders);
         // with `anonymous` this plugin is one side of a logical OR: an earlier auth plugin that already authenticated
         // the request settles it (as with Kong's bundled auth plugins), but identity headers still come only from a token
-        if (earlierCredential)
+        else if (earlierCredential) decision = AccessDecision.Defer;
+        else
         {
-            await ForwardAsync(kong, sent, UpstreamIdentity.None, config.HideCredentials, keepKongConsumerHeaders: true);
-            return;
-        }
-
-        TokenResult result = sent.TokenCount switch
-        {
-            0 => TokenResult.Failure(TokenError.TokenMissing, $"no {_tokenHeader} header"),
-            > 1 => TokenResult.Failure(TokenError.TokenMalformed, $"more than one {_tokenHeader} header"),
-            _ => await validator.ValidateAsync(headers.First(_tokenHeader)),
-        };
-        GitLabCiAuthMetrics.Token(GitLabCiAuthMetrics.Route(kong), result);
-
-        if (!result.IsValid)
-        {
-            // like Kong's own auth plugins: with `anonymous`, a missing or failed credential continues as that
-            // Consumer, so a later auth plugin (or acl) decides
-            if (_anonymous && !config.DryRun && result.Error != TokenError.KeysUnavailable)
-                await AuthenticateAnonymousAsync(kong, sent, result);
-            else
-                await RejectTokenAsync(kong, sent, result);
-            return;
-        }
-
-        var claims = result.Claims!;
-        var decision = compiled.Policy.Evaluate(claims, method, path);
-        GitLabCiAuthMetrics.Policy(GitLabCiAuthMetrics.Route(kong), decision);
-        if (!decision.Allowed)
-        {
-            string trace = compiled.Policy.Explain(claims, method, path).ToString();
-            if (!config.DryRun)
+            TokenResult result = sent.TokenCount switch
             {
-                await DenyAsync(kong, result, decision, trace);
-                return;
-            }
-            GitLabCiAuthMetrics.WouldDeny(GitLabCiAuthMetrics.Route(kong), decision.Code!);
-            await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would deny ({decision.Code}) {Describe(result)}: {trace}");
-            await AllowAsync(kong, sent, result, decision, wouldBe: "deny", trace);
-            return;
+                0 => TokenResult.Failure(TokenError.TokenMissing, $"no {_tokenHeader} header"),
+                > 1 => TokenResult.Failure(TokenError.TokenMalformed, $"more than one {_tokenHeader} header"),
+                _ => await validator.ValidateAsync(headers.First(_tokenHeader)),
+            };
+            decision = AccessDecider.Decide(result, compiled.Policy, method, path, _anonymous);
         }
-        await AllowAsync(kong, sent, result, decision, wouldBe: config.DryRun ? "allow" : null, trace: null);
+        if (config.DryRun) decision = decision.AsDryRun();
+        await ApplyAsync(kong, sent, decision);
+    }
+
+    /// <summary>Carries out <paramref name="decision"/>: metrics, Kong's error log, upstream headers, the credential, the log record, the exit.</summary>
+    private ValueTask ApplyAsync(KongPdk kong, SentHeaders sent, in AccessDecision decision)
+    {
+        if (decision.Token is { } token) GitLabCiAuthMetrics.Token(GitLabCiAuthMetrics.Route(kong), token);
+        if (decision.Policy is { } verdict) GitLabCiAuthMetrics.Policy(GitLabCiAuthMetrics.Route(kong), verdict);
+        return decision.Outcome switch
+        {
+            AccessOutcome.Allow => AllowAsync(kong, sent, decision),
+            AccessOutcome.Deny => DenyAsync(kong, decision),
+            AccessOutcome.Reject => ExitTokenAsync(kong, decision),
+            AccessOutcome.Anonymous => AuthenticateAnonymousAsync(kong, sent, decision.Token!),
+            AccessOutcome.Forward => ForwardUnverifiedAsync(kong, sent, decision),
+            // an earlier plugin's credential stands: no identity of ours, its consumer headers kept
+            _ => ForwardAsync(kong, sent, UpstreamIdentity.None, config.HideCredentials, keepKongConsumerHeaders: true),
+        };
     }
 
     /// <summary>
@@ -146,11 +131,16 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
 
     // awaits Kong's replies: the suspended state machine is pooled, not allocated per event
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask AllowAsync(KongPdk kong, SentHeaders sent, TokenResult token, PolicyDecision decision, string? wouldBe, string? trace)
+    private async ValueTask AllowAsync(KongPdk kong, SentHeaders sent, AccessDecision decision)
     {
+        var token = decision.Token!;
         var claims = token.Claims!;
+        if (decision.WouldBe == AccessDecision.WouldDeny)
+        {
+            GitLabCiAuthMetrics.WouldDeny(GitLabCiAuthMetrics.Route(kong), decision.Code!);
+            await kong.Log.NoticeAsync($"dry_run: would deny ({decision.Code}) {Describe(token)}: {decision.Trace}");
+        }
         KongConsumer? consumer = null;
-        string? consumerCode = null;
         if (config.ConsumerClaim is { } consumerClaim)
         {
             string? key = claims.GetString(consumerClaim);
@@ -160,25 +150,26 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
                 consumer = await kong.Client.LoadConsumerAsync(key, byUsername: !byId);
             if (consumer is null && !config.ConsumerOptional)
             {
-                if (!config.DryRun)
+                decision = decision.WithoutConsumer();
+                if (decision.Outcome == AccessOutcome.Deny)
                 {
-                    await ExitAsync(kong, 403, ErrorResponses.Body("no Kong consumer for this job", "consumer_not_found"), ErrorResponses.Json(),
+                    await ExitAsync(kong, decision.Status, ErrorResponses.Body(decision.Message, decision.Code!), ErrorResponses.Json(),
                         new AuditRecord { Claims = claims, IncludeEmail = config.LogUserEmail, Jti = token.Jti, TokenHash = token.TokenHash,
-                            Decision = "deny", Code = "consumer_not_found", Rule = decision.Rule, Mode = _mode });
+                            Decision = "deny", Code = decision.Code, Rule = decision.Rule, Mode = _mode });
                     return;
                 }
-                // dry_run: enforce would answer 403 consumer_not_found; mark the record with that (unless the policy already denied)
-                GitLabCiAuthMetrics.WouldDeny(GitLabCiAuthMetrics.Route(kong), "consumer_not_found");
-                await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would deny (consumer_not_found) {Describe(token)}");
-                if (wouldBe != "deny") (wouldBe, consumerCode) = ("deny", "consumer_not_found");
+                // dry_run: enforce would answer 403 consumer_not_found; the record says so (unless the policy already denied)
+                GitLabCiAuthMetrics.WouldDeny(GitLabCiAuthMetrics.Route(kong), AccessDecision.ConsumerNotFound);
+                await kong.Log.NoticeAsync($"dry_run: would deny ({AccessDecision.ConsumerNotFound}) {Describe(token)}");
             }
         }
 
         // identity headers come from the token; Kong's consumer headers only when the request is really allowed.
         // Without a Consumer the identity depends on the token alone: rendered once per cached token.
+        bool wouldDeny = decision.WouldBe == AccessDecision.WouldDeny;
         var credentialId = consumer is null ? token.Derived(_render).CredentialId : compiled.Credential?.Render(claims);
-        var identity = consumer is null && wouldBe != "deny" ? token.Derived(_render).Identity
-            : UpstreamIdentity.Build(compiled.Headers, claims, consumer, credentialId, anonymous: false, consumerHeaders: wouldBe != "deny");
+        var identity = consumer is null && !wouldDeny ? token.Derived(_render).Identity
+            : UpstreamIdentity.Build(compiled.Headers, claims, consumer, credentialId, anonymous: false, consumerHeaders: !wouldDeny);
         await ForwardAsync(kong, sent, identity, config.HideCredentials);
 
         if (consumer is not null || credentialId is not null)
@@ -193,48 +184,39 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         await kong.Log.SetSerializeValueAsync(config.LogField, new AuditRecord
         {
             Claims = claims, IncludeEmail = config.LogUserEmail, Jti = token.Jti, TokenHash = token.TokenHash,
-            Decision = "allow", Code = wouldBe == "deny" ? consumerCode ?? decision.Code : null, Rule = decision.Rule, Mode = _mode,
-            WouldBe = wouldBe, Trace = trace, DroppedHeaders = identity.Dropped,
+            Decision = "allow", Code = wouldDeny ? decision.Code : null, Rule = decision.Rule, Mode = _mode,
+            WouldBe = decision.WouldBe, Trace = decision.Trace, DroppedHeaders = identity.Dropped,
         });
     }
 
-    private async ValueTask RejectTokenAsync(KongPdk kong, SentHeaders sent, TokenResult result)
+    /// <summary>dry_run with a token enforce would reject: forwarded without identity (no identity header, no consumer header).</summary>
+    private async ValueTask ForwardUnverifiedAsync(KongPdk kong, SentHeaders sent, AccessDecision decision)
     {
-        if (!config.DryRun)
-        {
-            await ExitTokenAsync(kong, result);
-            return;
-        }
-        string code = result.ErrorCode!;
+        var result = decision.Token!;
+        string code = decision.Code!;
         await ReportKeysFailureAsync(kong, result);
-        await kong.Log.MessageAsync(PdkMethods.LogNotice, $"dry_run: would reject token ({code}): {result.Description}; {Describe(result)}");
+        await kong.Log.NoticeAsync($"dry_run: would reject token ({code}): {result.Description}; {Describe(result)}");
         GitLabCiAuthMetrics.WouldDeny(GitLabCiAuthMetrics.Route(kong), code);
-        // forwarded without identity: no identity header, no consumer header
         await ForwardAsync(kong, sent, UpstreamIdentity.None, config.HideCredentials);
         await kong.Log.SetSerializeValueAsync(config.LogField, new AuditRecord
         {
-            Jti = result.Jti, TokenHash = result.TokenHash, Decision = "allow", Code = code, Mode = _mode, WouldBe = "deny",
+            Jti = result.Jti, TokenHash = result.TokenHash, Decision = "allow", Code = code, Mode = _mode, WouldBe = decision.WouldBe,
         });
     }
 
-    private async ValueTask ExitTokenAsync(KongPdk kong, TokenResult result)
+    private async ValueTask ExitTokenAsync(KongPdk kong, AccessDecision decision)
     {
-        string code = result.ErrorCode!;
+        var result = decision.Token!;
+        string code = decision.Code!;
         await ReportKeysFailureAsync(kong, result);
-        await kong.Log.MessageAsync(PdkMethods.LogNotice, $"rejected token ({code}): {result.Description}; {Describe(result)}");
-        var (status, headersOut) = result.Error switch
+        await kong.Log.NoticeAsync($"rejected token ({code}): {result.Description}; {Describe(result)}");
+        var headersOut = result.Error switch
         {
-            TokenError.TokenMissing => (401, ErrorResponses.MissingToken()),
-            TokenError.KeysUnavailable => (503, ErrorResponses.Unavailable(result.RetryAfterSeconds)),
-            _ => (401, ErrorResponses.InvalidToken(result.Description ?? code)),
+            TokenError.TokenMissing => ErrorResponses.MissingToken(),
+            TokenError.KeysUnavailable => ErrorResponses.Unavailable(result.RetryAfterSeconds),
+            _ => ErrorResponses.InvalidToken(result.Description ?? code),
         };
-        string message = result.Error switch
-        {
-            TokenError.TokenMissing => "a GitLab CI ID token is required",
-            TokenError.KeysUnavailable => "the GitLab signing keys are unavailable; retry later",
-            _ => "invalid GitLab CI ID token: " + result.Description,
-        };
-        await ExitAsync(kong, status, ErrorResponses.Body(message, code), headersOut,
+        await ExitAsync(kong, decision.Status, ErrorResponses.Body(decision.Message, code), headersOut,
             new AuditRecord { Jti = result.Jti, TokenHash = result.TokenHash, Decision = "deny", Code = code, Mode = _mode });
     }
 
@@ -245,18 +227,18 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
     /// </summary>
     private static ValueTask ReportKeysFailureAsync(KongPdk kong, TokenResult result) =>
         result is { ReportKeysFailure: true, KeysFailure: { } failure }
-            ? kong.Log.MessageAsync(PdkMethods.LogErr, $"{failure.Describe()} (requests get 503 keys_unavailable; logged once per jwks_refetch_cooldown_seconds)")
+            ? kong.Log.ErrAsync($"{failure.Describe()} (requests get 503 keys_unavailable; logged once per jwks_refetch_cooldown_seconds)")
             : ValueTask.CompletedTask;
 
-    private async ValueTask DenyAsync(KongPdk kong, TokenResult token, PolicyDecision decision, string trace)
+    private async ValueTask DenyAsync(KongPdk kong, AccessDecision decision)
     {
-        await kong.Log.MessageAsync(PdkMethods.LogNotice, $"denied ({decision.Code}) {Describe(token)}: {trace}");
-        string message = decision.Code == PolicyDecision.PolicyDenied ? "this job is denied by the route's policy" : "no rule of the route's policy allows this job";
-        await ExitAsync(kong, 403, ErrorResponses.Body(message, decision.Code!, config.ExposeDenyReason ? decision.Rule : null), ErrorResponses.Json(),
+        var token = decision.Token!;
+        await kong.Log.NoticeAsync($"denied ({decision.Code}) {Describe(token)}: {decision.Trace}");
+        await ExitAsync(kong, decision.Status, ErrorResponses.Body(decision.Message, decision.Code!, config.ExposeDenyReason ? decision.Rule : null), ErrorResponses.Json(),
             new AuditRecord
             {
                 Claims = token.Claims, IncludeEmail = config.LogUserEmail, Jti = token.Jti, TokenHash = token.TokenHash,
-                Decision = "deny", Code = decision.Code, Rule = decision.Rule, Mode = _mode, Trace = trace,
+                Decision = "deny", Code = decision.Code, Rule = decision.Rule, Mode = _mode, Trace = decision.Trace,
             });
     }
 
@@ -271,12 +253,12 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
     private async ValueTask AuthenticateAnonymousAsync(KongPdk kong, SentHeaders sent, TokenResult failed)
     {
         if (failed.Error != TokenError.TokenMissing)
-            await kong.Log.MessageAsync(PdkMethods.LogNotice, $"token refused ({failed.ErrorCode}): {failed.Description}; continuing as the anonymous consumer; {Describe(failed)}");
+            await kong.Log.NoticeAsync($"token refused ({failed.ErrorCode}): {failed.Description}; continuing as the anonymous consumer; {Describe(failed)}");
         string anon = config.Anonymous!;
         var consumer = await kong.Client.LoadConsumerAsync(anon, byUsername: !Guid.TryParse(anon, out _));
         if (consumer is null)
         {
-            await kong.Log.MessageAsync(PdkMethods.LogErr, $"anonymous consumer '{ClaimText.Escape(anon)}' not found");
+            await kong.Log.ErrAsync($"anonymous consumer '{ClaimText.Escape(anon)}' not found");
             await kong.Response.ExitAsync(500, ErrorResponses.Body("anonymous consumer not found", "anonymous_not_found"), ErrorResponses.Json());
             return;
         }

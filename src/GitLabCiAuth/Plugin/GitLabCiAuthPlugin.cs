@@ -3,6 +3,7 @@ using GitLabCiAuth.Identity;
 using GitLabCiAuth.Keys;
 using GitLabCiAuth.Policy;
 using GitLabCiAuth.Tokens;
+using Kong.PluginServer;
 using Kong.PluginServer.Plugins;
 
 namespace GitLabCiAuth.Plugin;

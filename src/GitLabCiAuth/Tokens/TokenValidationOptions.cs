@@ -205,12 +205,3 @@ public sealed class TokenValidationOptions
         c is >= 'a' and <= 'z' or >= 'A' and <= 'Z' or >= '0' and <= '9'
           or '!' or '#' or '$' or '%' or '&' or '\'' or '*' or '+' or '-' or '.' or '^' or '_' or '`' or '|' or '~';
 }
-
-/// <summary>Invalid <see cref="TokenValidationOptions"/>; the message starts with the snake_case field name.</summary>
-public sealed class TokenOptionsException : ArgumentException
-{
-    public TokenOptionsException(string message) : base(message) { }
-
-    /// <summary>The snake_case field the message names (text before the first ':').</summary>
-    public string Field => Message.Split(':', 2)[0];
-}

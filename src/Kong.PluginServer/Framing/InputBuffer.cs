@@ -3,7 +3,7 @@ using System.Buffers;
 namespace Kong.PluginServer.Framing;
 
 /// <summary>Raised for input that breaks the protocol; the connection that sent it is closed.</summary>
-public sealed class ProtocolViolationException(string message) : Exception(message);
+internal sealed class ProtocolViolationException(string message) : Exception(message);
 
 /// <summary>
 /// The bytes received on one connection and not consumed yet, in one pooled array. The event loop receives
@@ -12,7 +12,7 @@ public sealed class ProtocolViolationException(string message) : Exception(messa
 /// or re-parsed. Arrays up to <see cref="RetainedBytes"/> come from the shared pool; larger ones are plain
 /// arrays dropped as soon as the frame is consumed (<see cref="ReleaseIfLarge"/>).
 /// </summary>
-public sealed class InputBuffer : IDisposable
+internal sealed class InputBuffer : IDisposable
 {
     /// <summary>Buffers up to this size are pooled and kept; larger ones live only while a frame needs them.</summary>
     public const int RetainedBytes = 64 * 1024;

@@ -9,7 +9,7 @@ namespace Kong.PluginServer.Framing;
 /// frames (PDK steps, the end-of-event marker, the RpcReturn) leave in one socket write.
 /// Implements <see cref="IBufferWriter{T}"/> for the MessagePack writer. Reused for the life of a connection.
 /// </summary>
-public sealed class OutputBuffer : IBufferWriter<byte>, IDisposable
+internal sealed class OutputBuffer : IBufferWriter<byte>, IDisposable
 {
     private byte[] _buffer;
     private int _length;

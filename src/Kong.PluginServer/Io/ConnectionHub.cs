@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using Kong.PluginServer.Server;
 
 namespace Kong.PluginServer.Io;
 
@@ -10,7 +9,7 @@ namespace Kong.PluginServer.Io;
 /// </summary>
 internal sealed class ConnectionHub : IDisposable
 {
-    private readonly KongPluginServer _server;
+    private readonly IServerCore _server;
     private readonly Func<Transport, IConnectionHandler> _newHandler;
     private readonly EventLoop[] _loops;
     private readonly object _lock = new();
@@ -27,7 +26,7 @@ internal sealed class ConnectionHub : IDisposable
     private bool _listenerPaused;
     private long _lastSweep = Environment.TickCount64;
 
-    public ConnectionHub(KongPluginServer server, int loops, Func<Transport, IConnectionHandler> newHandler)
+    public ConnectionHub(IServerCore server, int loops, Func<Transport, IConnectionHandler> newHandler)
     {
         _server = server;
         _newHandler = newHandler;
@@ -35,7 +34,7 @@ internal sealed class ConnectionHub : IDisposable
         for (int i = 0; i < _loops.Length; i++) _loops[i] = new EventLoop(this, i);
     }
 
-    public ServerLog Log => _server.Options.Log;
+    public ServerLog Log => _server.Log;
 
     public int LoopCount => _loops.Length;
 
@@ -116,7 +115,7 @@ internal sealed class ConnectionHub : IDisposable
         int id;
         lock (_lock)
         {
-            if (_server.Stopping || _open >= _server.Options.MaxConnections)
+            if (_server.Stopping || _open >= _server.MaxConnections)
             {
                 if (!_server.Stopping) _server.LogConnectionLimit();
                 Libc.close(fd);
@@ -228,7 +227,7 @@ internal sealed class ConnectionHub : IDisposable
         if (now - _lastSweep < TickMilliseconds) return;
         _lastSweep = now;
         ResumeListener();
-        long bound = (long)_server.Options.FrameIdleTimeout.TotalMilliseconds;
+        long bound = (long)_server.FrameIdleTimeout.TotalMilliseconds;
         if (bound <= 0) return;
         EpollTransport?[] slots;
         int count;

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Kong.PluginServer.Server;
 
 namespace Kong.PluginServer.Io;
 

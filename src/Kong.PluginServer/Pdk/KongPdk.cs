@@ -26,14 +26,17 @@ public sealed class KongPdk
 
     internal PdkSession Session { get; }
 
-    public Plugins.KongPhase Phase => Session.Phase;
+    public KongPhase Phase => Session.Phase;
+
+    /// <summary>The protocol Kong serves this plugin over: how some values arrive differs (docs/protocol.md#value-unwrap).</summary>
+    public WireProtocol Protocol => Session.Protocol;
 
     /// <summary>
     /// The route, service and consumer the event's plugin entity is scoped to, from the instance config Kong sent
     /// (docs/protocol.md#instance-config): no PDK call. Handlers are shared by instances of equal configs, so this is
     /// per event, not per handler.
     /// </summary>
-    public Plugins.InstanceScope Scope => Session.Scope;
+    public InstanceScope Scope => Session.Scope;
 
     /// <summary>True after kong.response.exit: the handler should return.</summary>
     public bool Exited => Session.Exited;

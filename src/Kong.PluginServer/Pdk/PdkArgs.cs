@@ -4,7 +4,7 @@ namespace Kong.PluginServer.Pdk;
 /// The arguments of one PDK call, protocol-neutral; which fields mean what depends on the method's
 /// <see cref="PdkArgKind"/>. A struct so a call allocates nothing of its own.
 /// </summary>
-public readonly struct PdkArgs
+internal readonly struct PdkArgs
 {
     /// <summary>String: v. KV: k. ConsumerSpec: id. Target: host.</summary>
     public readonly string? Text;

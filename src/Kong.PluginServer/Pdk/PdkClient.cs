@@ -1,8 +1,10 @@
 namespace Kong.PluginServer.Pdk;
 
 /// <summary>kong.client: the downstream client, its consumer and credential.</summary>
-public sealed class PdkClient(PdkSession s) : PdkModule(s)
+public sealed class PdkClient : PdkModule
 {
+    internal PdkClient(PdkSession s) : base(s) { }
+
     public ValueTask<string> GetIpAsync() => Call(PdkMethods.ClientGetIp, PdkArgs.None, Decode.String);
     public ValueTask<string> GetForwardedIpAsync() => Call(PdkMethods.ClientGetForwardedIp, PdkArgs.None, Decode.String);
     public ValueTask<int> GetPortAsync() => Call(PdkMethods.ClientGetPort, PdkArgs.None, Decode.Int);

@@ -6,7 +6,7 @@ namespace Kong.PluginServer.Pdk;
 /// Encodes PDK calls and decodes their replies for one wire protocol. One instance per connection or
 /// event (it owns a reusable value writer), used from one thread at a time.
 /// </summary>
-public abstract class PdkCodec
+internal abstract class PdkCodec
 {
     /// <summary>Appends the call (ProtoBuf:1: method frame + argument frame; MsgPack:1: the callback map).</summary>
     public abstract void WriteCall(OutputBuffer output, PdkMethod method, in PdkArgs args);

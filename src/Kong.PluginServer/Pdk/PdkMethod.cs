@@ -3,13 +3,13 @@ using System.Text;
 namespace Kong.PluginServer.Pdk;
 
 /// <summary>The protobuf message a PDK method takes (docs/protocol.md#method-table); decides the MsgPack positional args too.</summary>
-public enum PdkArgKind { Empty, String, Int, Bool, KV, ListValue, Struct, ExitArgs, Target, ConsumerSpec, AuthenticateArgs, ByteString }
+internal enum PdkArgKind { Empty, String, Int, Bool, KV, ListValue, Struct, ExitArgs, Target, ConsumerSpec, AuthenticateArgs, ByteString }
 
 /// <summary>The protobuf message a PDK method returns. <see cref="NoReply"/>: Kong never answers (kong.response.exit).</summary>
-public enum PdkReturnKind { Empty, String, Int, Number, Bool, Value, Struct, Consumer, Credential, Route, Service, MemoryStats, RawBody, UriCaptures, ByteString, NoReply }
+internal enum PdkReturnKind { Empty, String, Int, Number, Bool, Value, Struct, Consumer, Credential, Route, Service, MemoryStats, RawBody, UriCaptures, ByteString, NoReply }
 
 /// <summary>One PDK method as Kong names it on the wire, with its argument and result messages.</summary>
-public sealed class PdkMethod
+internal sealed class PdkMethod
 {
     internal PdkMethod(string name, PdkArgKind arg, PdkReturnKind ret)
     {

@@ -5,7 +5,7 @@ namespace Kong.PluginServer.Pdk;
 /// Kong 3.7). Wire names follow Kong's rule on the .proto's rpc names. A test checks this table against
 /// the service in Protos/pluginsocket.proto.
 /// </summary>
-public static class PdkMethods
+internal static class PdkMethods
 {
     public static readonly PdkMethod ClientGetIp = new("kong.client.get_ip", PdkArgKind.Empty, PdkReturnKind.String);
     public static readonly PdkMethod ClientGetForwardedIp = new("kong.client.get_forwarded_ip", PdkArgKind.Empty, PdkReturnKind.String);

@@ -1,19 +1,22 @@
 namespace Kong.PluginServer.Pdk;
 
 /// <summary>Base of the PDK area modules: how a typed call becomes a queued step.</summary>
-public abstract class PdkModule(PdkSession session)
+public abstract class PdkModule
 {
-    protected PdkSession Session { get; } = session;
+    private protected PdkModule(PdkSession session) => Session = session;
 
-    protected ValueTask<T> Call<T>(PdkMethod method, in PdkArgs args, ReplyDecoder<T> decode)
+    private protected PdkSession Session { get; }
+
+    private protected ValueTask<T> Call<T>(PdkMethod method, in PdkArgs args, ReplyDecoder<T> decode)
     {
         var pending = PendingCall<T>.Rent(Session, decode);
         Session.Send(method, args, pending);
+        Session.UnawaitedResults++;
         return pending.Task;
     }
 
     /// <summary>A call whose result is empty: queued and pipelined; the returned task is already complete.</summary>
-    protected ValueTask Set(PdkMethod method, in PdkArgs args)
+    private protected ValueTask Set(PdkMethod method, in PdkArgs args)
     {
         Session.Send(method, args, null);
         return ValueTask.CompletedTask;

@@ -1,8 +1,10 @@
 namespace Kong.PluginServer.Pdk;
 
 /// <summary>kong.request: the downstream request as the client sent it.</summary>
-public sealed class PdkRequest(PdkSession s) : PdkModule(s)
+public sealed class PdkRequest : PdkModule
 {
+    internal PdkRequest(PdkSession s) : base(s) { }
+
     public ValueTask<string> GetSchemeAsync() => Call(PdkMethods.RequestGetScheme, PdkArgs.None, Decode.String);
     public ValueTask<string> GetHostAsync() => Call(PdkMethods.RequestGetHost, PdkArgs.None, Decode.String);
     public ValueTask<int> GetPortAsync() => Call(PdkMethods.RequestGetPort, PdkArgs.None, Decode.Int);

@@ -1,4 +1,3 @@
-using Kong.PluginServer.Plugins;
 
 namespace Kong.PluginServer.Pdk;
 
@@ -9,7 +8,7 @@ public sealed class KongExitedException() : OperationCanceledException("kong.res
 public sealed class KongAbortedException(string reason) : OperationCanceledException("Kong abandoned the event: " + reason);
 
 /// <summary>Receives the reply of one PDK call.</summary>
-public abstract class PdkReplySink
+internal abstract class PdkReplySink
 {
     public abstract bool IsCompleted { get; }
     public abstract void Complete(PdkCodec codec, ReadOnlyMemory<byte> reply);
@@ -21,7 +20,7 @@ public abstract class PdkReplySink
 /// queues and pipelines (a reply is pulled only when the handler awaits it); MsgPack:1 moves one call
 /// per Kong RPC. Plugins never see this type; they use <see cref="KongPdk"/>.
 /// </summary>
-public abstract class PdkSession
+internal abstract class PdkSession
 {
     private byte[] _arena = new byte[1024];
     private int _arenaUsed;
@@ -33,11 +32,20 @@ public abstract class PdkSession
 
     public KongPhase Phase { get; protected set; }
 
+    /// <summary>The wire protocol this session speaks.</summary>
+    public abstract WireProtocol Protocol { get; }
+
     /// <summary>The scope of the instance the current event runs for (set before the handler is called).</summary>
     public InstanceScope Scope { get; internal set; } = InstanceScope.None;
 
     /// <summary>True once kong.response.exit was sent: nothing more may be sent for this event.</summary>
     public bool Exited { get; protected set; }
+
+    /// <summary>
+    /// Results of the current event's PDK calls handed to the plugin and not yet taken (awaited): a plugin awaits each
+    /// once, so this is 0 when its handler returns, unless it dropped one (the event runner reports it).
+    /// </summary>
+    internal int UnawaitedResults;
 
     /// <summary>PDK calls made in the current event (round trips unless pipelined).</summary>
     public int CallCount { get; protected set; }
@@ -71,6 +79,7 @@ public abstract class PdkSession
         Phase = phase;
         Exited = false;
         CallCount = 0;
+        UnawaitedResults = 0;
         _arenaUsed = 0;
     }
 

@@ -58,6 +58,11 @@ public abstract class PdkValueWriter
                 foreach (var kv in mm) { Key(kv.Key); StringList(kv.Value); }
                 EndMap();
                 break;
+            case IReadOnlyDictionary<string, IReadOnlyList<string>> lm:
+                BeginMap(lm.Count);
+                foreach (var kv in lm) { Key(kv.Key); StringList(kv.Value); }
+                EndMap();
+                break;
             case IReadOnlyDictionary<string, object?> om:
                 BeginMap(om.Count);
                 foreach (var kv in om) { Key(kv.Key); Object(kv.Value); }

@@ -3,7 +3,7 @@ using System.Threading.Tasks.Sources;
 namespace Kong.PluginServer.Pdk;
 
 /// <summary>Turns a raw reply into the method's result type.</summary>
-public delegate T ReplyDecoder<T>(PdkCodec codec, ReadOnlyMemory<byte> reply, PdkSession session);
+internal delegate T ReplyDecoder<T>(PdkCodec codec, ReadOnlyMemory<byte> reply, PdkSession session);
 
 /// <summary>
 /// The result of a PDK call that has been queued but perhaps not yet sent. Awaiting it suspends the handler
@@ -55,12 +55,14 @@ internal sealed class PendingCall<T> : PdkReplySink, IValueTaskSource<T>
 
     public ValueTaskSourceStatus GetStatus(short token)
     {
+        CheckToken(token);
         if (!_completed && _session.PullsReplies && _session.CanPullOnCurrentThread) _session.Pull(this);
         return _core.GetStatus(token);
     }
 
     public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
     {
+        CheckToken(token);
         var session = _session; // the continuation may run (and recycle this) inside _core.OnCompleted
         bool pending = !_completed;
         _core.OnCompleted(continuation, state, token, flags);
@@ -69,10 +71,25 @@ internal sealed class PendingCall<T> : PdkReplySink, IValueTaskSource<T>
 
     public T GetResult(short token)
     {
+        CheckToken(token);
+        _session.UnawaitedResults--;
         if (!_completed && _session.PullsReplies) _session.Pull(this);
         try { return _core.GetResult(token); }
         finally { Recycle(); }
     }
+
+    /// <summary>
+    /// A PDK call's ValueTask is awaited once: its result is taken and the call object goes back to the pool (its
+    /// version moves on), so a second await, or <c>.Result</c> after an await, holds a stale token.
+    /// </summary>
+    private void CheckToken(short token)
+    {
+        if (token != _core.Version) throw AwaitedTwice();
+    }
+
+    private static InvalidOperationException AwaitedTwice() => new(
+        $"a PDK call's ValueTask<{typeof(T).Name}> was awaited (or its result read) twice: PDK results are pooled and " +
+        "may be consumed once; keep the awaited value in a variable, or call .AsTask() / .Preserve() first to await it again");
 
     private void Recycle()
     {

@@ -1,6 +1,8 @@
 using System.Net.Sockets;
 using Kong.PluginServer.Io;
 using Kong.PluginServer.Plugins;
+using Kong.PluginServer.Protocol.MsgPack;
+using Kong.PluginServer.Protocol.ProtoBuf;
 
 namespace Kong.PluginServer.Server;
 
@@ -11,12 +13,12 @@ namespace Kong.PluginServer.Server;
 /// Start with <see cref="Start"/>, stop with <see cref="StopAsync"/> (stop accepting, let in-flight events finish
 /// within the bound, release Kong's pooled connections, remove the socket).
 /// </summary>
-public sealed class KongPluginServer : IAsyncDisposable
+public sealed class KongPluginServer : IAsyncDisposable, IServerCore
 {
     private readonly Socket _listener;
     private readonly FileIdentity? _socketFile; // the socket file this server bound: removed at stop only while still at the path
     private readonly ConnectionHub _hub;
-    private readonly Protocol.MsgPack.MsgPackEvents _msgPackEvents;
+    private readonly MsgPackEvents _msgPackEvents;
     private int _inFlightEvents;
     private volatile bool _stopping, _refusing;
     private long _eventsServed;
@@ -41,7 +43,7 @@ public sealed class KongPluginServer : IAsyncDisposable
         if (options.Protocol is not (PluginDump.ProtoBuf or PluginDump.MsgPack))
             throw new ArgumentException($"unknown protocol '{options.Protocol}' ({PluginDump.ProtoBuf} or {PluginDump.MsgPack})");
         Registry = new InstanceRegistry(Plugins, options.Log, options.InstanceIdleTimeout);
-        _msgPackEvents = new Protocol.MsgPack.MsgPackEvents(this);
+        _msgPackEvents = new MsgPackEvents(this);
         _listener = Bind(options, out _socketFile);
         _limitLine = $"connection limit {options.MaxConnections} reached; closing a new connection";
         _limitSummary = $"connection limit {options.MaxConnections} reached; closed {{0}} more in the last {{1}} s";
@@ -50,7 +52,7 @@ public sealed class KongPluginServer : IAsyncDisposable
         {
             _hub = new ConnectionHub(this, options.IoThreads, t => protoBuf
                 ? new ProtoBufConnection(this, t)
-                : new Protocol.MsgPack.MsgPackConnection(t, this));
+                : new MsgPackConnection(t, this, _msgPackEvents));
         }
         catch
         {
@@ -87,8 +89,14 @@ public sealed class KongPluginServer : IAsyncDisposable
     internal string PluginNameList => string.Join(", ", Plugins.Select(p => $"'{p.Info.Name}'"));
 
     public ServerOptions Options { get; }
-    public InstanceRegistry Registry { get; }
-    internal Protocol.MsgPack.MsgPackEvents MsgPackEvents => _msgPackEvents;
+    internal InstanceRegistry Registry { get; }
+
+    /// <summary>Plugin instances Kong has started and not closed.</summary>
+    public int InstanceCount => Registry.Count;
+
+    /// <summary>Handlers in use: instances with equal configs share one.</summary>
+    public int HandlerCount => Registry.HandlerCount;
+    internal MsgPackEvents MsgPackEvents => _msgPackEvents;
 
     public int ActiveConnections => _hub.OpenConnections;
     public int InFlightEvents => Volatile.Read(ref _inFlightEvents);
@@ -213,4 +221,20 @@ public sealed class KongPluginServer : IAsyncDisposable
     }
 
     public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
+
+    InstanceRegistry IServerCore.Registry => Registry;
+    bool IServerCore.TryGetPlugin(ReadOnlySpan<byte> name, out IKongPlugin plugin) => TryGetPlugin(name, out plugin);
+    string IServerCore.PluginNameList => PluginNameList;
+    ConnectionHub IServerCore.Hub => _hub;
+    ServerLog IServerCore.Log => Options.Log;
+    int IServerCore.MaxFrameBytes => Options.MaxFrameBytes;
+    int IServerCore.MaxConnections => Options.MaxConnections;
+    TimeSpan IServerCore.FrameIdleTimeout => Options.FrameIdleTimeout;
+    void IServerCore.LogConnectionLimit() => LogConnectionLimit();
+    void IServerCore.ConnectionClosed() => ConnectionClosed();
+    void IServerCore.ReturnMemorySoon() => ReturnMemorySoon();
+    void IServerCore.CountEventWrite() => CountEventWrite();
+    void IServerCore.EventStarted() => EventStarted();
+    void IServerCore.EventRefused() => EventRefused();
+    void IServerCore.EventFinished(long startTimestamp) => EventFinished(startTimestamp);
 }

@@ -1,3 +1,4 @@
+using Kong.PluginServer;
 using Kong.PluginServer.Pdk;
 using Kong.PluginServer.Plugins;
 

@@ -7,6 +7,8 @@ using System.Text.Json.Nodes;
 using GitLabCiAuth.Keys;
 using GitLabCiAuth.Plugin;
 using GitLabCiAuth.Testing;
+using GitLabCiAuth.Tokens;
+using Kong.PluginServer;
 using Kong.PluginServer.Server;
 using Kong.PluginServer.Testing;
 

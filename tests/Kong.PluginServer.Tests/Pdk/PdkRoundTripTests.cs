@@ -528,7 +528,7 @@ public class PdkRoundTripTests
                 async (k, _) =>
                 {
                     await k.ServiceRequest.SetHeadersAsync(new Dictionary<string, string[]> { ["x-m"] = ["a", "b"] });
-                    await k.ServiceRequest.SetHeadersAsync(new Dictionary<string, object?> { ["x-s"] = "c", ["x-n"] = "1" });
+                    await k.ServiceRequest.SetHeadersAsync(new Dictionary<string, string> { ["x-s"] = "c", ["x-n"] = "1" });
                 },
                 (r, _) =>
                 {

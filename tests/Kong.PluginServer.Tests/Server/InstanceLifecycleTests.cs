@@ -1,3 +1,4 @@
+using Kong.PluginServer.Plugins;
 using Kong.PluginServer.Server;
 using Kong.PluginServer.Testing;
 

@@ -1,7 +1,6 @@
 using Kong.PluginServer.Framing;
 using Kong.PluginServer.Io;
 using Kong.PluginServer.Plugins;
-using Kong.PluginServer.Server;
 using MessagePack;
 
 namespace Kong.PluginServer.Protocol.MsgPack;
@@ -16,16 +15,18 @@ namespace Kong.PluginServer.Protocol.MsgPack;
 internal sealed class MsgPackConnection : IConnectionHandler
 {
     private readonly Transport _io;
-    private readonly KongPluginServer _server;
+    private readonly IServerCore _server;
+    private readonly MsgPackEvents _events;
     private readonly MsgPackScanner _scanner = new();
     private bool _discarding;      // an oversized message is being passed over
     private bool _refusing;        // draining: input is dropped until Kong closes
     private MsgPackEvent? _open;   // the event whose HandleEvent/Step is unanswered on this connection
 
-    public MsgPackConnection(Transport io, KongPluginServer server)
+    public MsgPackConnection(Transport io, IServerCore server, MsgPackEvents events)
     {
         _io = io;
         _server = server;
+        _events = events;
     }
 
     public Transport Transport => _io;
@@ -33,8 +34,8 @@ internal sealed class MsgPackConnection : IConnectionHandler
     /// <summary>Which connection of the reused object an answer is for (see <see cref="Transport.Generation"/>).</summary>
     public int Generation => _io.Generation;
 
-    private ServerLog Log => _server.Options.Log;
-    private int MaxMessage => _server.Options.MaxFrameBytes;
+    private ServerLog Log => _server.Log;
+    private int MaxMessage => _server.MaxFrameBytes;
 
     public void OnAttached()
     {
@@ -106,7 +107,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
         _server.Hub.Recycle(_io);
     }
 
-    /// <summary>While stopping and once no event is in flight: idle connections are released (write side shut), see <see cref="KongPluginServer.StopAsync"/>.</summary>
+    /// <summary>While stopping and once no event is in flight: idle connections are released (write side shut), see <c>KongPluginServer.StopAsync</c>.</summary>
     public void Drain()
     {
         if (_io.Closed || _open is not null || _refusing) return;
@@ -202,7 +203,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
             return;
         }
         instance.Touch();
-        var events = _server.MsgPackEvents;
+        var events = _events;
         var ev = events.Create(instance, phase);
         if ((instance.Plugin.Info.Phases & phase) == 0)
         {
@@ -234,7 +235,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
             }
             else { SkipKey(ref r); r.Skip(); }
         }
-        if (eventId is >= 0 and <= int.MaxValue && _server.MsgPackEvents.TryGet((int)eventId, out var ev))
+        if (eventId is >= 0 and <= int.MaxValue && _events.TryGet((int)eventId, out var ev))
         {
             _open = ev;
             if (ev.Deliver(this, Generation, msgId, data)) return;

@@ -1,7 +1,6 @@
 using Kong.PluginServer.Framing;
 using Kong.PluginServer.Pdk;
 using Kong.PluginServer.Plugins;
-using Kong.PluginServer.Server;
 
 namespace Kong.PluginServer.Protocol.MsgPack;
 
@@ -46,6 +45,8 @@ internal sealed class MsgPackEvent : PdkSession
     public long StartedTimestamp { get; private set; }
 
     public override bool PullsReplies => false;
+
+    public override WireProtocol Protocol => WireProtocol.MsgPack;
 
     /// <summary>Readies a (reused) event object for a new event.</summary>
     public void Reset(int id, PluginInstance instance, KongPhase phase)

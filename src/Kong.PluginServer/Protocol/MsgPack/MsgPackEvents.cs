@@ -1,4 +1,5 @@
-using Kong.PluginServer.Server;
+using Kong.PluginServer.Io;
+using Kong.PluginServer.Plugins;
 
 namespace Kong.PluginServer.Protocol.MsgPack;
 
@@ -15,11 +16,11 @@ internal sealed class MsgPackEvents : IDisposable
     private readonly Dictionary<int, MsgPackEvent> _events = new();
     private readonly Stack<MsgPackEvent> _free = new();
     private readonly List<MsgPackEvent> _expired = new();
-    private readonly KongPluginServer _server;
+    private readonly IServerCore _server;
     private readonly Timer _sweeper;
     private int _nextId;
 
-    public MsgPackEvents(KongPluginServer server)
+    public MsgPackEvents(IServerCore server)
     {
         _server = server;
         _sweeper = new Timer(_ => Sweep(), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
@@ -27,9 +28,9 @@ internal sealed class MsgPackEvents : IDisposable
 
     public int Count { get { lock (_lock) return _events.Count; } }
 
-    public KongPluginServer Server => _server;
+    public IServerCore Server => _server;
 
-    public MsgPackEvent Create(PluginInstance instance, Kong.PluginServer.Plugins.KongPhase phase)
+    public MsgPackEvent Create(PluginInstance instance, KongPhase phase)
     {
         MsgPackEvent ev;
         lock (_lock)

@@ -10,7 +10,7 @@ namespace Kong.PluginServer.Protocol.MsgPack;
 /// that answers Kong's HandleEvent/Step (docs/protocol.md#msgpack-methods); replies are the <c>Data</c> of Kong's next Step,
 /// given here as the raw msgpack bytes of that value (empty when absent, i.e. nil).
 /// </summary>
-public sealed class MsgPackPdkCodec : PdkCodec
+internal sealed class MsgPackPdkCodec : PdkCodec
 {
     private readonly MsgPackValueWriter _values = new();
 

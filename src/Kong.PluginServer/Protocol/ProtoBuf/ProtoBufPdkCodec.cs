@@ -11,7 +11,7 @@ namespace Kong.PluginServer.Protocol.ProtoBuf;
 /// argument message. Hot messages are written and read by hand without allocating; the cold result
 /// types (Route, Service, Consumer, MemoryStats, ...) go through the generated Google.Protobuf types.
 /// </summary>
-public sealed class ProtoBufPdkCodec : PdkCodec
+internal sealed class ProtoBufPdkCodec : PdkCodec
 {
     private readonly ProtoBufValueWriter _values = new();
     private readonly StructEntriesAdapter _structEntries;

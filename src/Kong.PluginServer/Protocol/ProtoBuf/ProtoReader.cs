@@ -8,7 +8,7 @@ namespace Kong.PluginServer.Protocol.ProtoBuf;
 /// A forward-only protobuf wire reader over one frame. Malformed input raises
 /// <see cref="ProtocolViolationException"/>; unknown fields are skipped.
 /// </summary>
-public ref struct ProtoReader(ReadOnlySpan<byte> data)
+internal ref struct ProtoReader(ReadOnlySpan<byte> data)
 {
     private readonly ReadOnlySpan<byte> _data = data;
     private int _pos;

@@ -9,7 +9,7 @@ namespace Kong.PluginServer.Protocol.ProtoBuf;
 /// Proto3 rules as Kong's encoder applies them: default scalars are skipped by the callers, oneof
 /// members are written even when they hold the default.
 /// </summary>
-public readonly struct ProtoWriter(OutputBuffer output)
+internal readonly struct ProtoWriter(OutputBuffer output)
 {
     public OutputBuffer Output => output;
 

@@ -2,7 +2,7 @@ using Kong.PluginServer.Framing;
 
 namespace Kong.PluginServer.Protocol.ProtoBuf;
 
-public enum RpcCommandKind
+internal enum RpcCommandKind
 {
     Unknown = 0,
     GetPluginNames = 31,
@@ -14,7 +14,7 @@ public enum RpcCommandKind
 }
 
 /// <summary>A decoded <c>RpcCall</c>. Spans point into the frame and are valid until the next read.</summary>
-public ref struct RpcCommand
+internal ref struct RpcCommand
 {
     public long Sequence;
     public RpcCommandKind Kind;
@@ -24,7 +24,7 @@ public ref struct RpcCommand
 }
 
 /// <summary>Decodes <c>RpcCall</c> and encodes <c>RpcReturn</c> (docs/protocol.md#protobuf-messages) without allocating.</summary>
-public static class RpcCodec
+internal static class RpcCodec
 {
     public static RpcCommand DecodeCall(ReadOnlySpan<byte> frame)
     {

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Kong.PluginServer.Plugins;
+namespace Kong.PluginServer;
 
 /// <summary>
 /// What Kong says about the plugin entity an instance serves, from the keys it adds to the instance config

@@ -1,4 +1,4 @@
-namespace Kong.PluginServer.Plugins;
+namespace Kong.PluginServer;
 
 /// <summary>The request phases an external plugin can run in (docs/protocol.md#phases). header_filter and body_filter cannot be served.</summary>
 [Flags]

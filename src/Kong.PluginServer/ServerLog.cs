@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Kong.PluginServer.Server;
+namespace Kong.PluginServer;
 
 public enum LogLevel { Debug = 0, Info = 1, Notice = 2, Warn = 3, Error = 4, Off = 5 }
 

@@ -1,7 +1,6 @@
 using Kong.PluginServer.Pdk;
-using Kong.PluginServer.Plugins;
 
-namespace Kong.PluginServer.Server;
+namespace Kong.PluginServer.Plugins;
 
 /// <summary>Runs one event's handler and turns plugin failures into Kong's terms, the same for both protocols.</summary>
 internal static class EventRunner
@@ -32,9 +31,18 @@ internal static class EventRunner
     public static void Observe(ValueTask task, PluginInstance instance, KongPhase phase, PdkSession session, ServerLog log)
     {
         try { task.GetAwaiter().GetResult(); }
-        catch (KongAbortedException) { }
-        catch (Exception e) { OnPluginFailure(e, instance, phase, session, log); }
+        catch (KongAbortedException) { return; }
+        catch (Exception e) { OnPluginFailure(e, instance, phase, session, log); return; }
+        if (session.UnawaitedResults > 0) ReportUnawaited(session.UnawaitedResults, instance, phase, log);
     }
+
+    /// <summary>
+    /// A handler returned without awaiting some of its PDK calls' results: they were sent and their replies read, but a
+    /// result nobody takes is usually a bug (a missing <c>await</c>). Reported in the server's log, once per interval.
+    /// </summary>
+    private static void ReportUnawaited(int count, PluginInstance instance, KongPhase phase, ServerLog log) =>
+        log.Limited(LogLevel.Warn, $"instance {instance.Id}: {instance.Plugin.Info.Name} returned from {KongPhases.Name(phase)} without awaiting " +
+            $"{count} PDK call result(s): await each PDK call once (docs/authoring.md)", cause: "unawaited PDK results");
 
     private static void OnPluginFailure(Exception e, PluginInstance instance, KongPhase phase, PdkSession session, ServerLog log)
     {

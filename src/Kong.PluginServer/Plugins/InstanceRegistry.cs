@@ -1,11 +1,10 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
-using Kong.PluginServer.Plugins;
 
-namespace Kong.PluginServer.Server;
+namespace Kong.PluginServer.Plugins;
 
 /// <summary>One plugin instance: an id Kong caches per worker and plugin entity, bound to a handler of one plugin.</summary>
-public sealed class PluginInstance
+internal sealed class PluginInstance
 {
     internal PluginInstance(int id, IKongPlugin plugin, SharedHandler handler, long startedAt, InstanceScope scope)
     {
@@ -51,7 +50,7 @@ internal sealed class SharedHandler(string key, IPluginHandler handler)
 /// policy, caches). Only really idle instances expire. A registry may hold the instances of several plugins (a
 /// server serving several): ids are unique across them and each instance keeps its plugin.
 /// </summary>
-public sealed class InstanceRegistry : IDisposable
+internal sealed class InstanceRegistry : IDisposable
 {
     private readonly IKongPlugin[] _plugins;
     private readonly ServerLog _log;

@@ -3,9 +3,8 @@ using Kong.PluginServer.Framing;
 using Kong.PluginServer.Io;
 using Kong.PluginServer.Pdk;
 using Kong.PluginServer.Plugins;
-using Kong.PluginServer.Protocol.ProtoBuf;
 
-namespace Kong.PluginServer.Server;
+namespace Kong.PluginServer.Protocol.ProtoBuf;
 
 /// <summary>
 /// A Kong connection speaking ProtoBuf:1 (docs/protocol.md#protobuf), driven by the event loop: every frame
@@ -20,7 +19,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
 {
     private enum Mode { Commands, Event, Discard }
 
-    private readonly KongPluginServer _server;
+    private readonly IServerCore _server;
     private readonly Transport _io;
     private readonly ProtoBufPdkCodec _codec = new();
     private readonly Queue<PdkReplySink?> _awaiting = new();
@@ -35,7 +34,7 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
     private long _skip;           // bytes of an oversized frame still to discard
     private bool _skipIsReply;
 
-    public ProtoBufConnection(KongPluginServer server, Transport io)
+    public ProtoBufConnection(IServerCore server, Transport io)
     {
         _server = server;
         _io = io;
@@ -44,8 +43,10 @@ internal sealed class ProtoBufConnection : PdkSession, IConnectionHandler
 
     public override bool PullsReplies => false;
 
-    private ServerLog Log => _server.Options.Log;
-    private int MaxFrame => _server.Options.MaxFrameBytes;
+    private ServerLog Log => _server.Log;
+
+    public override WireProtocol Protocol => WireProtocol.ProtoBuf;
+    private int MaxFrame => _server.MaxFrameBytes;
 
     public void OnAttached()
     {
