@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Kong.PluginServer;
 using Kong.PluginServer.Pdk;
 using Kong.PluginServer.Plugins;
 
@@ -58,7 +59,7 @@ public sealed class HeaderAuthPlugin : KongPlugin<HeaderAuthConfig>
 
         public override async ValueTask LogAsync(KongPdk kong)
         {
-            var who = kong.Ctx.GetSharedAsync(SharedConsumerKey);   // both reads leave in one write
+            var who = kong.Ctx.GetSharedStringAsync(SharedConsumerKey);   // both reads leave in one write
             var status = kong.Response.GetStatusAsync();
             await kong.Log.NoticeAsync($"header-auth: consumer={await who ?? "-"} status={await status}");
         }
