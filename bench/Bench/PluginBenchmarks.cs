@@ -242,7 +242,7 @@ public class AccessHandlerBenchmarks
     [Benchmark]
     public int GitLab_Warm_MsgPackCodec() => Run(_gitlab, _mpWarm);
 
-    /// <summary>The same handler as `gitlab-ci-auth --plugin example` (src/GitLabCiAuth.Host/ExamplePlugin.cs).</summary>
+    /// <summary>The same handler as `gitlab-ci-auth --plugin example` (samples/Example/Example/ExamplePlugin.cs).</summary>
     private sealed class ExampleTwin : PluginHandler
     {
         public override async ValueTask AccessAsync(KongPdk kong)

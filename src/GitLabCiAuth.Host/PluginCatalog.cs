@@ -1,3 +1,4 @@
+using Example;
 using GitLabCiAuth.Plugin;
 using Kong.PluginServer.Plugins;
 
