@@ -36,36 +36,42 @@ public sealed class ReloadTests(ITestOutputHelper output)
 
         var old = rig.Host;
         var successor = await rig.StartSuccessorAsync();   // new connections now reach the new server
-        await using var newWorkers = rig.Simulator(workers: 2, failClosed: true);
-        var newTraffic = new GoodTraffic(newWorkers, newWorkers.AddPlugin(rig.ConfigJson()), rig.Minter);
-        using var stopNew = new CancellationTokenSource();
-        var newRun = newTraffic.RunAsync(loops: 4, stopNew.Token);
+        try
+        {
+            await using var newWorkers = rig.Simulator(workers: 2, failClosed: true);
+            var newTraffic = new GoodTraffic(newWorkers, newWorkers.AddPlugin(rig.ConfigJson()), rig.Minter);
+            using var stopNew = new CancellationTokenSource();
+            var newRun = newTraffic.RunAsync(loops: 4, stopNew.Token);
 
-        await Task.Delay(500);
-        long oldAtSignal = oldTraffic.Requests;
-        old.Signal(Posix.SIGTERM);                          // the old worker 0 exits and stops its server
-        await Task.Delay(500);                              // the other old workers still finish requests
-        long oldAfterSignal = oldTraffic.Requests - oldAtSignal;
-        stopOld.Cancel();
-        await oldRun;
-        await oldWorkers.DisposeAsync();                    // the old workers exit: their pooled connections close
-        Assert.Equal(0, await old.WaitForExitAsync(Bounds.Hang));
+            await Task.Delay(500);
+            long oldAtSignal = oldTraffic.Requests;
+            old.Signal(Posix.SIGTERM);                          // the old worker 0 exits and stops its server
+            await Task.Delay(500);                              // the other old workers still finish requests
+            long oldAfterSignal = oldTraffic.Requests - oldAtSignal;
+            stopOld.Cancel();
+            await oldRun;
+            await oldWorkers.DisposeAsync();                    // the old workers exit: their pooled connections close
+            Assert.Equal(0, await old.WaitForExitAsync(Bounds.Hang));
 
-        long newAtExit = newTraffic.Requests;
-        await Bounds.Until(() => newTraffic.Requests >= newAtExit + 200, "200 requests after the old server exited");
-        stopNew.Cancel();
-        await newRun;
+            long newAtExit = newTraffic.Requests;
+            await Bounds.Until(() => newTraffic.Requests >= newAtExit + 200, "200 requests after the old server exited");
+            stopNew.Cancel();
+            await newRun;
 
-        output.WriteLine($"{protocol}: old workers {oldTraffic.Summary()}, {oldAfterSignal} of them after the SIGTERM; " +
-                         $"new workers {newTraffic.Summary()}");
-        oldTraffic.AssertClean();
-        newTraffic.AssertClean();
-        Assert.True(oldAfterSignal > 0, "no old-worker request crossed the SIGTERM");
-        Assert.True(File.Exists(rig.Socket), "the old server removed the new server's socket");
-        Assert.Equal(successor.Pid, Posix.ListenerPid(rig.Socket));
-        Assert.Contains("took over", successor.Stderr);
-        Assert.Contains("belongs to another server", old.Stderr);
-        await rig.AdoptAsync(successor);
+            output.WriteLine($"{protocol}: old workers {oldTraffic.Summary()}, {oldAfterSignal} of them after the SIGTERM; " +
+                             $"new workers {newTraffic.Summary()}");
+            oldTraffic.AssertClean();
+            newTraffic.AssertClean();
+            Assert.True(oldAfterSignal > 0, "no old-worker request crossed the SIGTERM");
+            Assert.True(File.Exists(rig.Socket), "the old server removed the new server's socket");
+            Assert.Equal(successor.Pid, Posix.ListenerPid(rig.Socket));
+            Assert.Contains("took over", successor.Stderr);
+            Assert.Contains("belongs to another server", old.Stderr);
+        }
+        finally
+        {
+            await rig.AdoptAsync(successor); // the rig stops the successor too, also when an assertion failed
+        }
     }
 
     [Theory]
