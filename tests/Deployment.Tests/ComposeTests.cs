@@ -13,31 +13,7 @@ public sealed class ComposeTests
     private static YamlMappingNode Service(string name) =>
         Yaml.Map(Yaml.Get(Services(), name) ?? throw new KeyNotFoundException($"docker-compose.yml has no service '{name}'"), name);
 
-    private static Dictionary<string, string> Environment(YamlMappingNode service)
-    {
-        var env = new Dictionary<string, string>();
-        switch (Yaml.Get(service, "environment"))
-        {
-            case YamlMappingNode map:
-                foreach (var (k, v) in map.Children)
-                {
-                    // compose wants strings: an unquoted off/on/yes is a YAML boolean and turns into "false"/"true"
-                    var json = Yaml.ToJson(v);
-                    Assert.True(json is not null && json.GetValueKind() == System.Text.Json.JsonValueKind.String,
-                        $"environment {((YamlScalarNode)k).Value} must be a quoted string, is {json?.ToJsonString() ?? "null"}");
-                    env[((YamlScalarNode)k).Value!] = json!.GetValue<string>();
-                }
-                break;
-            case YamlSequenceNode list:
-                foreach (var item in list.Children.Cast<YamlScalarNode>())
-                {
-                    var kv = item.Value!.Split('=', 2);
-                    env[kv[0]] = kv.Length > 1 ? kv[1] : "";
-                }
-                break;
-        }
-        return env;
-    }
+    private static Dictionary<string, string> Environment(YamlMappingNode service) => KongSettings.ComposeEnvironment(service);
 
     [Fact]
     public void Kong_is_built_from_the_repository_Dockerfile()
