@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace GitLabCiAuth.Tokens;
 
 public enum ExtractStatus { Ok, Missing, Malformed, TooLarge }
@@ -66,16 +68,13 @@ public static class BearerTokenExtractor
         return IsBase64Url(token[..d1]) && IsBase64Url(rest[..d2]) && IsBase64Url(sig);
     }
 
-    private static bool IsBase64Url(ReadOnlySpan<byte> s)
-    {
-        if (s.Length % 4 == 1) return false; // impossible base64 length
-        foreach (var b in s)
-        {
-            if (!(b is >= (byte)'A' and <= (byte)'Z' or >= (byte)'a' and <= (byte)'z' or >= (byte)'0' and <= (byte)'9' or (byte)'-' or (byte)'_'))
-                return false;
-        }
-        return true;
-    }
+    // vectorized: every request checks the whole token (about 1-2 KB) before its hash is looked up
+    private static readonly SearchValues<byte> s_base64Url =
+        SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"u8);
+
+    private static bool IsBase64Url(ReadOnlySpan<byte> s) =>
+        s.Length % 4 != 1 // impossible base64 length
+        && !s.ContainsAnyExcept(s_base64Url);
 
     private static bool IsBearer(ReadOnlySpan<byte> scheme) =>
         scheme.Length == 6

@@ -42,6 +42,35 @@ public sealed class BearerTokenExtractorTests
         Assert.Equal(expected, BearerTokenExtractor.Extract(Encoding.UTF8.GetBytes(header), 8192, out _));
     }
 
+    /// <summary>A token of real size (segments of hundreds of bytes): a foreign byte is found wherever it sits.</summary>
+    [Theory]
+    [InlineData((byte)'+')]
+    [InlineData((byte)'/')]
+    [InlineData((byte)'=')]
+    [InlineData((byte)'.')]
+    [InlineData((byte)'*')]
+    [InlineData((byte)0)]
+    [InlineData((byte)0x7F)]
+    [InlineData((byte)0xC3)]
+    [InlineData((byte)('Z' + 1))]
+    [InlineData((byte)('z' + 1))]
+    public void A_foreign_byte_anywhere_in_a_long_token_is_malformed(byte foreign)
+    {
+        const string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        var segment = new StringBuilder();
+        for (int i = 0; i < 600; i++) segment.Append(alphabet[i % alphabet.Length]);
+        var good = Encoding.ASCII.GetBytes("Bearer " + segment + "." + segment + "." + segment);
+        Assert.Equal(ExtractStatus.Ok, BearerTokenExtractor.Extract(good, 8192, out _));
+        int tokenStart = "Bearer ".Length;
+        for (int at = tokenStart; at < good.Length; at++)
+        {
+            if (good[at] == (byte)'.') continue;
+            var bad = (byte[])good.Clone();
+            bad[at] = foreign;
+            Assert.Equal(ExtractStatus.Malformed, BearerTokenExtractor.Extract(bad, 8192, out _));
+        }
+    }
+
     [Fact]
     public void Size_is_checked_first()
     {
