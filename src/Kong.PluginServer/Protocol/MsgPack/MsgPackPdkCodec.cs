@@ -31,11 +31,12 @@ internal sealed class MsgPackPdkCodec : PdkCodec
             case PdkArgKind.Bool: w.WriteArrayHeader(1); w.Write(a.Flag); w.Flush(); break;
             case PdkArgKind.KV:
                 w.WriteArrayHeader(2); w.Write(a.Text ?? ""); w.Flush();
-                values.Object(a.Value);
+                WriteValue(output, values, a.Value);
                 break;
             case PdkArgKind.Struct:
                 w.WriteArrayHeader(1); w.Flush();
-                values.Object(a.Value ?? new Dictionary<string, string>());
+                if (a.Value is null) values.BeginMap(0);
+                else WriteValue(output, values, a.Value);
                 break;
             case PdkArgKind.ListValue:
                 if (a.Value is object?[] items)
@@ -50,7 +51,7 @@ internal sealed class MsgPackPdkCodec : PdkCodec
                 w.Write(a.Number);
                 if (a.Bytes.IsEmpty) w.WriteNil(); else w.WriteString(a.Bytes.Span);
                 w.Flush();
-                values.Object(a.Value);
+                WriteValue(output, values, a.Value);
                 break;
             case PdkArgKind.Target:
                 w.WriteArrayHeader(2); w.Write(a.Text ?? ""); w.Write(a.Number); w.Flush(); break;
@@ -79,6 +80,16 @@ internal sealed class MsgPackPdkCodec : PdkCodec
             default:
                 throw new ArgumentOutOfRangeException(nameof(method), method.Arg, "unknown argument kind");
         }
+    }
+
+    /// <summary>A value argument; an encoded value's kept bytes are copied (a msgpack value is self-contained).</summary>
+    private static void WriteValue(OutputBuffer output, MsgPackValueWriter values, object? value)
+    {
+        if (value is not PdkEncodedValue e) { values.Object(value); return; }
+        if (e.Kept(PdkEncodedValue.Form.MsgPack, out bool keep) is { } kept) { output.Write(kept); return; }
+        int start = output.Length;
+        values.Object(e.Value);
+        if (keep) e.Keep(PdkEncodedValue.Form.MsgPack, output.WrittenSpan[start..]);
     }
 
     private static object? Value(ReadOnlyMemory<byte> reply)

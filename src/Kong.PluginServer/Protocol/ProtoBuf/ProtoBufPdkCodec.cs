@@ -44,13 +44,13 @@ internal sealed class ProtoBufPdkCodec : PdkCodec
                 if (!string.IsNullOrEmpty(a.Text)) w.StringField(1, a.Text);
                 int v = w.BeginNested(2);
                 _values.BeginRoot(output, ProtoBufValueWriter.RootValue);
-                WriteRootValue(a.Value);
+                WriteRootValue(output, a.Value);
                 w.EndNested(v);
                 break;
             }
             case PdkArgKind.Struct:
                 _values.BeginRoot(output, ProtoBufValueWriter.RootStruct);
-                WriteStructEntries(a.Value);
+                WriteStructEntries(output, a.Value);
                 break;
             case PdkArgKind.ListValue:
                 _values.BeginRoot(output, ProtoBufValueWriter.RootList);
@@ -67,7 +67,7 @@ internal sealed class ProtoBufPdkCodec : PdkCodec
                 {
                     int h = w.BeginNested(3);
                     _values.BeginRoot(output, ProtoBufValueWriter.RootStruct);
-                    WriteStructEntries(a.Value);
+                    WriteStructEntries(output, a.Value);
                     w.EndNested(h);
                 }
                 break;
@@ -104,15 +104,29 @@ internal sealed class ProtoBufPdkCodec : PdkCodec
         output.EndFrame(frame);
     }
 
-    private void WriteRootValue(object? value)
+    private void WriteRootValue(OutputBuffer output, object? value)
     {
-        // The root Value: write its oneof member directly into the open Value message.
-        _values.Object(value);
+        // The root Value: write its oneof member directly into the open Value message (self-contained bytes, so an
+        // encoded value's kept form is copied as it is).
+        if (value is not PdkEncodedValue e) { _values.Object(value); return; }
+        if (e.Kept(PdkEncodedValue.Form.ProtoBufValue, out bool keep) is { } kept) { output.Write(kept); return; }
+        int start = output.Length;
+        _values.Object(e.Value);
+        if (keep) e.Keep(PdkEncodedValue.Form.ProtoBufValue, output.WrittenSpan[start..]);
     }
 
-    private void WriteStructEntries(object? map)
+    private void WriteStructEntries(OutputBuffer output, object? map)
     {
         if (map is null) return;
+        if (map is not PdkEncodedValue e) { WriteStructEntries(map); return; }
+        if (e.Kept(PdkEncodedValue.Form.ProtoBufStruct, out bool keep) is { } kept) { output.Write(kept); return; }
+        int start = output.Length;
+        WriteStructEntries(e.Value);
+        if (keep) e.Keep(PdkEncodedValue.Form.ProtoBufStruct, output.WrittenSpan[start..]);
+    }
+
+    private void WriteStructEntries(object map)
+    {
         // a map writer emits BeginMap/Key.../EndMap; at a Struct root only the entries are wanted
         _structEntries.Reset();
         if (map is IPdkValue v) v.WriteTo(_structEntries);
