@@ -31,8 +31,22 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
             UpstreamIdentity.Build(compiled.Headers, token.Claims, null, credentialId, anonymous: false, consumerHeaders: true));
     };
 
-    /// <summary>An allowed request's identity when no Consumer is mapped: a function of the token alone.</summary>
-    private sealed record RenderedIdentity(string? CredentialId, KongCredential? Credential, UpstreamIdentity Identity);
+    /// <summary>
+    /// An allowed request's identity when no Consumer is mapped: a function of the token alone, kept with the cached
+    /// token. From the token's second request on, its identity headers and its allow record are copied in their wire
+    /// form instead of being encoded again (<see cref="PdkEncodedValue"/>); a token seen once keeps no bytes.
+    /// </summary>
+    private sealed class RenderedIdentity(string? credentialId, KongCredential? credential, UpstreamIdentity identity)
+    {
+        public string? CredentialId => credentialId;
+        public KongCredential? Credential => credential;
+        public UpstreamIdentity Identity => identity;
+        public PdkEncodedValue EncodedIdentity { get; } = new(identity);
+        /// <summary>The last allow record written for this token, and the rule and mode fields it was made for.</summary>
+        public KeptRecord? Record;
+    }
+
+    private sealed record KeptRecord(string? Rule, string? WouldBe, PdkEncodedValue Value);
 
     private static readonly TokenResult TooManyHeaders = TokenResult.Failure(TokenError.TokenMalformed,
         $"the request has {MaxHeaders} or more header lines, so the token header cannot be checked");
@@ -108,9 +122,11 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
     /// </summary>
     /// <param name="hideToken">hide_credentials, except where the header may be another auth plugin's credential.</param>
     /// <param name="keepKongConsumerHeaders">An earlier auth plugin set Kong's consumer headers under their own names: keep those.</param>
-    private async ValueTask ForwardAsync(KongPdk kong, SentHeaders sent, UpstreamIdentity identity, bool hideToken, bool keepKongConsumerHeaders = false)
+    /// <param name="encodedIdentity"><paramref name="identity"/> kept in wire form with its cached token, when it has one.</param>
+    private async ValueTask ForwardAsync(KongPdk kong, SentHeaders sent, UpstreamIdentity identity, bool hideToken,
+        bool keepKongConsumerHeaders = false, PdkEncodedValue? encodedIdentity = null)
     {
-        if (identity.Count > 0) await kong.ServiceRequest.SetHeadersAsync(identity);
+        if (identity.Count > 0) await kong.ServiceRequest.SetHeadersAsync(encodedIdentity ?? (IPdkValue)identity);
         if (sent.Protected is { } names)
         {
             foreach (var name in names)
@@ -170,7 +186,8 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         var credentialId = consumer is null ? token.Derived(_render).CredentialId : compiled.Credential?.Render(claims);
         var identity = consumer is null && !wouldDeny ? token.Derived(_render).Identity
             : UpstreamIdentity.Build(compiled.Headers, claims, consumer, credentialId, anonymous: false, consumerHeaders: !wouldDeny);
-        await ForwardAsync(kong, sent, identity, config.HideCredentials);
+        await ForwardAsync(kong, sent, identity, config.HideCredentials,
+            encodedIdentity: consumer is null && !wouldDeny ? token.Derived(_render).EncodedIdentity : null);
 
         if (consumer is not null || credentialId is not null)
             await kong.Client.AuthenticateAsync(consumer, consumer is null ? token.Derived(_render).Credential
@@ -181,12 +198,23 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
             foreach (var g in compiled.Groups) if (g.Render(claims) is { } name) groups.Add(name);
             if (groups.Count > 0) await kong.Nginx.SetCtxAsync("authenticated_groups", groups);
         }
-        await kong.Log.SetSerializeValueAsync(config.LogField, new AuditRecord
+        string? code = wouldDeny ? decision.Code : null;
+        // the record of a plain allow is a function of the token, the rule and the route's mode: kept with the token
+        var rendered = consumer is null && code is null && decision.Trace is null ? token.Derived(_render) : null;
+        var kept = rendered?.Record;
+        if (kept is null || !string.Equals(kept.Rule, decision.Rule, StringComparison.Ordinal)
+            || !string.Equals(kept.WouldBe, decision.WouldBe, StringComparison.Ordinal))
         {
-            Claims = claims, IncludeEmail = config.LogUserEmail, Jti = token.Jti, TokenHash = token.TokenHash,
-            Decision = "allow", Code = wouldDeny ? decision.Code : null, Rule = decision.Rule, Mode = _mode,
-            WouldBe = decision.WouldBe, Trace = decision.Trace, DroppedHeaders = identity.Dropped,
-        });
+            var record = new AuditRecord
+            {
+                Claims = claims, IncludeEmail = config.LogUserEmail, Jti = token.Jti, TokenHash = token.TokenHash,
+                Decision = "allow", Code = code, Rule = decision.Rule, Mode = _mode,
+                WouldBe = decision.WouldBe, Trace = decision.Trace, DroppedHeaders = identity.Dropped,
+            };
+            if (rendered is null) { await kong.Log.SetSerializeValueAsync(config.LogField, record); return; }
+            rendered.Record = kept = new KeptRecord(decision.Rule, decision.WouldBe, new PdkEncodedValue(record));
+        }
+        await kong.Log.SetSerializeValueAsync(config.LogField, kept.Value);
     }
 
     /// <summary>dry_run with a token enforce would reject: forwarded without identity (no identity header, no consumer header).</summary>

@@ -187,6 +187,48 @@ public sealed class IdentityEndToEndTests
         Expect.NoTokenLeak(r, token);
     }
 
+    /// <summary>
+    /// A cached token's identity headers and allow record are copied in wire form from its second request on: every
+    /// request still gets exactly the first one's headers and record, and the record follows the rule that allowed it.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Protocols))]
+    public async Task A_cached_token_gets_the_same_identity_and_a_record_naming_its_rule_on_every_request(KongProtocol protocol)
+    {
+        await using var h = PluginHarness.Start(protocol);
+        var entity = h.Add(c => c["rules"] = PluginHarness.Rules("""
+            [{"name":"reads","claims":{"namespace_path":["acme/**"],"@method":["GET"]}},
+             {"name":"writes","claims":{"namespace_path":["acme/**"],"@method":["POST"]}}]
+            """));
+        var token = h.Minter.Mint();
+
+        var first = await h.AllowedAsync(entity, token);
+        var firstRecord = Expect.Flatten(Expect.Record(first));
+        Assert.Equal("reads", Expect.Str(Expect.Record(first), "rule"));
+        for (int i = 0; i < 4; i++)
+        {
+            bool post = i == 2; // GET twice (the record is kept, then copied), a POST (another rule), GET again
+            var r = await h.AllowedAsync(entity, token, req =>
+            {
+                if (post) req.Method = "POST";
+                req.Headers["X-GitLab-Project-Id"] = "1"; // spoofed: replaced every time
+            });
+            Assert.Equal(Sorted(first), Sorted(r));
+            var record = Expect.Record(r);
+            Assert.Equal(post ? "writes" : "reads", Expect.Str(record, "rule"));
+            if (!post) Assert.Equal(firstRecord, Expect.Flatten(record));
+            Assert.Equal("16234", Expect.Str(record, "project_id"));
+            Assert.Equal(Expect.ShortHash(token), Expect.Str(record, "token_hash"));
+        }
+        // another token on the same route: its own identity, not the first token's kept bytes
+        var other = await h.AllowedAsync(entity, h.Minter.Mint(b => b.Set("project_id", "777").Set("job_id", "42")));
+        Assert.Equal("777", other.UpstreamHeaders["X-GitLab-Project-Id"]);
+        Assert.Equal("42", Expect.Str(Expect.Record(other), "job_id"));
+
+        static string Sorted(SimResult r) => string.Join("\n", r.UpstreamHeaders.Names.Order(StringComparer.OrdinalIgnoreCase)
+            .Select(n => n.ToLowerInvariant() + ": " + string.Join(",", r.UpstreamHeaders.GetValues(n))));
+    }
+
     [Fact]
     public async Task Log_record_carries_the_email_only_when_configured_and_uses_log_field()
     {
