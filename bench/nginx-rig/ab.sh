@@ -35,7 +35,8 @@ done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "ab: --rounds must be a positive integer" >&2; exit 2; }
 
 out=$(mktemp -d /tmp/nginx-rig-ab.XXXXXX)
-trap 'rm -rf "$out"' EXIT
+# the sittings' results stay when the summary cannot be made
+trap 'if [ "${summarized:-}" = 1 ]; then rm -rf "$out"; else echo "ab: sittings kept in $out" >&2; fi' EXIT
 status=0
 for ((i = 0; i < rounds; i++)); do
   # A B, B A, A B, ...: each binary goes first in half of the rounds
@@ -52,7 +53,7 @@ for ((i = 0; i < rounds; i++)); do
 done
 
 summary=$(jq -s --argjson rounds "$rounds" '
-  def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+  def median: map(select(. != null)) | sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
     else (.[length / 2 - 1] + .[length / 2]) / 2 end;
   def pick($side; $i): map(select(.side == $side and .round == $i))[0].result;
   . as $all
@@ -75,6 +76,7 @@ summary=$(jq -s --argjson rounds "$rounds" '
        jq -c --arg side "${n%%-*}" --argjson round "${n##*-}" '{side: $side, round: $round, result: .}' "$f"
      done))
 
+summarized=1
 echo
 echo "A: $a"
 echo "B: $b"

@@ -66,7 +66,7 @@ public sealed class CliTests
         Assert.True(run.ExitCode == 0, run.ToString());
         var lines = run.Stdout.Split('\n').Where(l => l.StartsWith("  -", StringComparison.Ordinal)).ToList();
         string[] options = ["dump", "dump-plugin", "kong-prefix", "socket", "protocol", "socket-mode", "log-level", "max-frame-bytes",
-            "instance-idle-timeout", "shutdown-timeout", "max-connections", "io-threads", "frame-idle-timeout", "metrics-listen", "plugin", "help", "version"];
+            "instance-idle-timeout", "shutdown-timeout", "max-connections", "io-threads", "io-spin-us", "frame-idle-timeout", "metrics-listen", "plugin", "help", "version"];
         foreach (var option in options)
             Assert.Single(lines, l => l[..32].Split(' ', StringSplitOptions.RemoveEmptyEntries).Any(w => w.TrimEnd(',').TrimStart('-') == option));
         Assert.Equal(options.Length, lines.Count);

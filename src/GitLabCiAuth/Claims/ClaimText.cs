@@ -66,6 +66,8 @@ public static class ClaimText
 
     private static bool HasUnsafe(string value)
     {
+        // printable ASCII is never unsafe: most values are, and the vectorized range check settles them at once
+        if (!value.AsSpan().ContainsAnyExceptInRange(' ', '~')) return false;
         foreach (char c in value)
             if (IsUnsafe(c)) return true;
         return false;

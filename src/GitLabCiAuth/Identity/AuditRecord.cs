@@ -30,14 +30,22 @@ public sealed class AuditRecord : IPdkValue
     public string? Trace { get; init; }
     public IReadOnlyList<string>? DroppedHeaders { get; init; }   // identity headers not sent: the claim was unfit to send
 
+    /// <summary>The values of <see cref="IdentityClaims"/> (18 names), looked up once per write.</summary>
+    [System.Runtime.CompilerServices.InlineArray(18)]
+    private struct IdentityValues { private string? _first; }
+
     public void WriteTo(PdkValueWriter w)
     {
+        var values = new IdentityValues();
+        string? iss = Claims?.GetString("iss");
+        string? email = IncludeEmail ? Claims?.GetString("user_email") : null;
         int n = 2;
-        if (Claims?.GetString("iss") is not null) n++;
+        if (iss is not null) n++;
+        if (email is not null) n++;
         if (Claims is not null)
         {
-            foreach (var c in IdentityClaims) if (Claims.GetString(c) is not null) n++;
-            if (IncludeEmail && Claims.GetString("user_email") is not null) n++;
+            for (int i = 0; i < IdentityClaims.Length; i++)
+                if ((values[i] = Claims.GetString(IdentityClaims[i])) is not null) n++;
         }
         if (Jti is not null) n++;
         if (TokenHash is not null) n++;
@@ -49,13 +57,10 @@ public sealed class AuditRecord : IPdkValue
 
         w.BeginMap(n);
         // project ids are per GitLab instance: the record always says which one
-        if (Claims?.GetString("iss") is { } iss) { w.Key("issuer"); w.String(ClaimText.Escape(iss)); }
-        if (Claims is not null)
-        {
-            foreach (var c in IdentityClaims)
-                if (Claims.GetString(c) is { } v) { w.Key(c); w.String(ClaimText.Escape(v)); }
-            if (IncludeEmail && Claims.GetString("user_email") is { } email) { w.Key("user_email"); w.String(ClaimText.Escape(email)); }
-        }
+        if (iss is not null) { w.Key("issuer"); w.String(ClaimText.Escape(iss)); }
+        for (int i = 0; i < IdentityClaims.Length; i++)
+            if (values[i] is { } v) { w.Key(IdentityClaims[i]); w.String(ClaimText.Escape(v)); }
+        if (email is not null) { w.Key("user_email"); w.String(ClaimText.Escape(email)); }
         if (Jti is not null) { w.Key("jti"); w.String(Jti); }
         if (TokenHash is not null) { w.Key("token_hash"); w.String(TokenHash); }
         w.Key("decision"); w.String(Decision);

@@ -31,6 +31,7 @@ public sealed class HostOptions
     public TimeSpan ShutdownTimeout { get; private set; } = TimeSpan.FromSeconds(10);
     public int MaxConnections { get; private set; } = 4096;
     public int IoThreads { get; private set; } = ServerOptions.DefaultIoThreads;
+    public TimeSpan IoSpin { get; private set; } = ServerOptions.DefaultIoSpin;
     public TimeSpan FrameIdleTimeout { get; private set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Where to listen: <see cref="Socket"/>, or <paramref name="socketName"/> in <see cref="KongPrefix"/>.</summary>
@@ -71,6 +72,8 @@ public sealed class HostOptions
             v => o.MaxConnections = (int)Number("--max-connections", v, 1, 1_000_000)),
         new("io-threads", "N", "event loop threads (default half the cores, 1 to 4)",
             v => o.IoThreads = (int)Number("--io-threads", v, 1, 64)),
+        new("io-spin-us", "N", $"poll N microseconds before an event loop sleeps (default {ServerOptions.DefaultIoSpin.TotalMicroseconds}, 0 to {ServerOptions.MaxIoSpin.TotalMicroseconds})",
+            v => o.IoSpin = TimeSpan.FromMicroseconds(Number("--io-spin-us", v, 0, (long)ServerOptions.MaxIoSpin.TotalMicroseconds))),
         new("frame-idle-timeout", "S", "close a connection idle S seconds inside a frame (default 30)",
             v => o.FrameIdleTimeout = TimeSpan.FromSeconds(Number("--frame-idle-timeout", v, 1, 3600))),
         new("help", "this text", () => o.Help = true) { Aliases = ["h"] },
@@ -170,6 +173,7 @@ public sealed class HostOptions
         ShutdownTimeout = ShutdownTimeout,
         MaxConnections = MaxConnections,
         IoThreads = IoThreads,
+        IoSpin = IoSpin,
         FrameIdleTimeout = FrameIdleTimeout,
         Log = log,
     };

@@ -26,10 +26,11 @@ internal sealed class ConnectionHub : IDisposable
     private bool _listenerPaused;
     private long _lastSweep = Environment.TickCount64;
 
-    public ConnectionHub(IServerCore server, int loops, Func<Transport, IConnectionHandler> newHandler)
+    public ConnectionHub(IServerCore server, int loops, TimeSpan spin, Func<Transport, IConnectionHandler> newHandler)
     {
         _server = server;
         _newHandler = newHandler;
+        SpinTicks = (long)(spin.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
         _loops = new EventLoop[Math.Max(1, loops)];
         for (int i = 0; i < _loops.Length; i++) _loops[i] = new EventLoop(this, i);
     }
@@ -42,6 +43,20 @@ internal sealed class ConnectionHub : IDisposable
     public int TickMilliseconds { get; } = 250;
 
     public int OpenConnections => Volatile.Read(ref _open);
+
+    /// <summary>How long a loop that just served input polls before it sleeps (Stopwatch ticks; 0: it sleeps at once).</summary>
+    public long SpinTicks { get; }
+
+    /// <summary>Polls made while spinning and sleeps that followed a spin, summed over the loops (tests, diagnostics).</summary>
+    public (long Polls, long Sleeps) SpinCounts
+    {
+        get
+        {
+            long polls = 0, sleeps = 0;
+            foreach (var l in _loops) { polls += Volatile.Read(ref l.SpinPolls); sleeps += Volatile.Read(ref l.Sleeps); }
+            return (polls, sleeps);
+        }
+    }
 
 
     public void Start(Socket listener)

@@ -6,7 +6,8 @@ namespace Kong.PluginServer.Io;
 /// One I/O thread: an epoll set (level-triggered) of Kong's connections, the listener on the first loop. Each
 /// wake-up handles every ready connection: it receives what is there (one recv, more only when the buffer
 /// filled), parses every complete frame, lets the PDK replies resume their handlers inline, and sends what
-/// the handlers queued. The thread sleeps only when no connection has anything to read.
+/// the handlers queued. The thread sleeps only when no connection has anything to read, and after serving input
+/// it first polls for <see cref="ConnectionHub.SpinTicks"/> (Kong's next frame is often microseconds away).
 /// </summary>
 internal sealed unsafe class EventLoop : IDisposable
 {
@@ -50,12 +51,26 @@ internal sealed unsafe class EventLoop : IDisposable
 
     public int Remove(int fd) => Libc.Control(_epfd, Libc.EPOLL_CTL_DEL, fd, 0, 0);
 
+    /// <summary>Zero-timeout polls made while spinning (read with Volatile).</summary>
+    internal long SpinPolls;
+
+    /// <summary>Sleeping waits entered (read with Volatile).</summary>
+    internal long Sleeps;
+
     private void Run()
     {
         int size = Libc.EventSize, off = Libc.EventDataOffset;
+        long spinTicks = _hub.SpinTicks;
+        bool served = false;
         while (!_stop)
         {
-            int n = Libc.epoll_wait(_epfd, _events, MaxEvents, _hub.TickMilliseconds);
+            int n = served && spinTicks > 0 ? Spin(spinTicks) : 0;
+            if (n == 0)
+            {
+                Sleeps++;
+                n = Libc.epoll_wait(_epfd, _events, MaxEvents, _hub.TickMilliseconds);
+            }
+            served = n > 0;
             if (n < 0)
             {
                 int errno = Libc.Errno;
@@ -86,6 +101,19 @@ internal sealed unsafe class EventLoop : IDisposable
                 catch (Exception ex) { _hub.OnUnexpected(t, ex); }
             }
             _hub.OnLoopTick(this);
+        }
+    }
+
+    /// <summary>Polls the epoll set until something is ready or <paramref name="ticks"/> have passed: the count, or 0.</summary>
+    private int Spin(long ticks)
+    {
+        long until = System.Diagnostics.Stopwatch.GetTimestamp() + ticks;
+        while (true)
+        {
+            SpinPolls++;
+            int n = Libc.epoll_wait(_epfd, _events, MaxEvents, 0);
+            if (n != 0) return n; // ready, or an error the caller handles
+            if (System.Diagnostics.Stopwatch.GetTimestamp() >= until) return 0;
         }
     }
 

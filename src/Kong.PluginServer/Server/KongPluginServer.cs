@@ -50,7 +50,7 @@ public sealed class KongPluginServer : IAsyncDisposable, IServerCore
         bool protoBuf = options.Protocol == PluginDump.ProtoBuf;
         try
         {
-            _hub = new ConnectionHub(this, options.IoThreads, t => protoBuf
+            _hub = new ConnectionHub(this, options.IoThreads, options.IoSpin, t => protoBuf
                 ? new ProtoBufConnection(this, t)
                 : new MsgPackConnection(t, this, _msgPackEvents));
         }
@@ -131,6 +131,9 @@ public sealed class KongPluginServer : IAsyncDisposable, IServerCore
 
     /// <summary>Event loop threads (one per core by default, see <see cref="ServerOptions.IoThreads"/>).</summary>
     public int IoThreads => _hub.LoopCount;
+
+    /// <summary>The event loops' zero-timeout polls while spinning and their sleeping waits (see <see cref="ServerOptions.IoSpin"/>).</summary>
+    internal (long Polls, long Sleeps) IoSpinCounts => _hub.SpinCounts;
 
     /// <summary>A connection closed (any protocol).</summary>
     internal void ConnectionClosed() { }

@@ -42,6 +42,20 @@ public sealed class ServerOptions
 
     public static int DefaultIoThreads => Math.Clamp(Environment.ProcessorCount / 2, 1, 4);
 
+    /// <summary>
+    /// How long an event loop that has just served input keeps polling its connections (epoll with no timeout)
+    /// before it sleeps. Default 5 us: under load Kong's next frame often arrives within microseconds (nginx writes
+    /// a frame's length and its payload as two sends, and answers PDK calls at once), and a sleep and wake-up costs
+    /// both the server and nginx more than those polls (bench/README.md, "Polling before sleeping"). An idle loop does
+    /// not poll: it sleeps until input arrives. <see cref="TimeSpan.Zero"/> sleeps at once.
+    /// </summary>
+    public TimeSpan IoSpin { get; init; } = DefaultIoSpin;
+
+    public static readonly TimeSpan DefaultIoSpin = TimeSpan.FromMicroseconds(5);
+
+    /// <summary>The largest <see cref="IoSpin"/> accepted: longer polls only burn CPU that nginx needs.</summary>
+    public static readonly TimeSpan MaxIoSpin = TimeSpan.FromMilliseconds(1);
+
     /// <summary>A connection idle this long in the middle of a frame or message is closed. Default 30 s.</summary>
     public TimeSpan FrameIdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
 

@@ -47,4 +47,30 @@ public sealed class ClaimTextTests
         Assert.True(ClaimText.IsHeaderSafe(new string('p', ClaimText.MaxHeaderChars)));
         Assert.False(ClaimText.IsHeaderSafe(new string('p', ClaimText.MaxHeaderChars + 1)));
     }
+
+    /// <summary>A long value (the vectorized check's width and more) with one unsafe character anywhere is caught.</summary>
+    [Theory]
+    [InlineData('\n')]
+    [InlineData('\u007F')]
+    [InlineData('\u0085')]
+    [InlineData('\u2028')]
+    [InlineData('\u202E')]
+    [InlineData('\u2066')]
+    [InlineData('\u061C')]
+    public void An_unsafe_character_anywhere_in_a_long_value_is_found(char unsafeChar)
+    {
+        var clean = new string('a', 100) + "/group-name_1.x@y" + new string('z', 100);
+        Assert.True(ClaimText.IsHeaderSafe(clean));
+        Assert.Same(clean, ClaimText.Escape(clean));
+        for (int at = 0; at < clean.Length; at++)
+        {
+            var value = clean[..at] + unsafeChar + clean[(at + 1)..];
+            Assert.False(ClaimText.IsHeaderSafe(value), $"at {at}");
+            Assert.Contains($"\\u{(int)unsafeChar:x4}", ClaimText.Escape(value));
+        }
+        // non-ASCII but safe text stays as it is
+        var accented = clean + "é✓";
+        Assert.True(ClaimText.IsHeaderSafe(accented));
+        Assert.Same(accented, ClaimText.Escape(accented));
+    }
 }

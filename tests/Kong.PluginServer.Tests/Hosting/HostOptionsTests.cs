@@ -26,6 +26,7 @@ public sealed class HostOptionsTests
         Assert.Equal(TimeSpan.FromSeconds(10), o.ShutdownTimeout);
         Assert.Equal(4096, o.MaxConnections);
         Assert.Equal(ServerOptions.DefaultIoThreads, o.IoThreads);
+        Assert.Equal(ServerOptions.DefaultIoSpin, o.IoSpin);
         Assert.Equal(TimeSpan.FromSeconds(30), o.FrameIdleTimeout);
     }
 
@@ -38,7 +39,7 @@ public sealed class HostOptionsTests
             dash + "dump", dash + "dump-plugin", "b", dash + "kong-prefix", "/opt/kong", dash + "socket", "/run/k.sock",
             dash + "protocol", "MsgPack:1", dash + "socket-mode", "660", dash + "log-level", "debug", dash + "max-frame-bytes", "2048",
             dash + "instance-idle-timeout", "60", dash + "shutdown-timeout", "0", dash + "max-connections", "7", dash + "io-threads", "3",
-            dash + "frame-idle-timeout", "5", dash + "help", dash + "version"]);
+            dash + "io-spin-us", "20", dash + "frame-idle-timeout", "5", dash + "help", dash + "version"]);
         Assert.True(o.Dump);
         Assert.Equal("b", o.DumpPlugin);
         Assert.Equal("/opt/kong", o.KongPrefix);
@@ -52,6 +53,7 @@ public sealed class HostOptionsTests
         Assert.Equal(TimeSpan.Zero, o.ShutdownTimeout);
         Assert.Equal(7, o.MaxConnections);
         Assert.Equal(3, o.IoThreads);
+        Assert.Equal(TimeSpan.FromMicroseconds(20), o.IoSpin);
         Assert.Equal(TimeSpan.FromSeconds(5), o.FrameIdleTimeout);
         Assert.True(o.Help);
         Assert.True(o.ShowVersion);
@@ -60,6 +62,7 @@ public sealed class HostOptionsTests
         Assert.Equal(("/run/k.sock", PluginDump.MsgPack, 2048, 7, 3), (s.SocketPath, s.Protocol, s.MaxFrameBytes, s.MaxConnections, s.IoThreads));
         Assert.Equal((TimeSpan.FromSeconds(60), TimeSpan.Zero, TimeSpan.FromSeconds(5)), (s.InstanceIdleTimeout, s.ShutdownTimeout, s.FrameIdleTimeout));
         Assert.Equal(o.SocketMode, s.SocketMode);
+        Assert.Equal(TimeSpan.FromMicroseconds(20), s.IoSpin);
     }
 
     [Fact]
@@ -86,6 +89,8 @@ public sealed class HostOptionsTests
     [InlineData("--shutdown-timeout must be a whole number", "--shutdown-timeout", "soon")]
     [InlineData("--max-connections must be a whole number", "--max-connections", "99999999999")]
     [InlineData("--io-threads must be a whole number in 1..64", "--io-threads", "65")]
+    [InlineData("--io-spin-us must be a whole number in 0..1000", "--io-spin-us", "1001")]
+    [InlineData("--io-spin-us must be a whole number in 0..1000", "--io-spin-us", "2.5")]
     [InlineData("--frame-idle-timeout must be a whole number", "--frame-idle-timeout", "-1")]
     [InlineData("--socket needs a value", "--socket")]
     [InlineData("-kong-prefix needs a non-empty value", "-kong-prefix", "")]

@@ -38,8 +38,11 @@ internal static class T
         PluginTestHost.Start(plugin, protocol, workers, new KongSimulatorOptions { Timeout = TimeSpan.FromSeconds(10) }, configure);
 
     /// <summary>A copy of <paramref name="o"/> with some settings changed (ServerOptions is init-only).</summary>
-    public static ServerOptions With(this ServerOptions o, int? maxFrameBytes = null, TimeSpan? idle = null, TimeSpan? shutdown = null) => new()
+    public static ServerOptions With(this ServerOptions o, int? maxFrameBytes = null, TimeSpan? idle = null, TimeSpan? shutdown = null,
+        TimeSpan? spin = null) => new()
     {
+        IoSpin = spin ?? o.IoSpin,
+        IoThreads = o.IoThreads,
         SocketPath = o.SocketPath,
         Protocol = o.Protocol,
         SocketMode = o.SocketMode,
