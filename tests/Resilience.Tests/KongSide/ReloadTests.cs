@@ -80,7 +80,8 @@ public sealed class ReloadTests(ITestOutputHelper output)
     {
         await using var rig = await BinaryRig.StartAsync(protocol, "warn");
         await using var kong = rig.Simulator(workers: 2, failClosed: true);
-        var traffic = new GoodTraffic(kong, kong.AddPlugin(rig.ConfigJson()), rig.Minter);
+        var entity = kong.AddPlugin(rig.ConfigJson());
+        var traffic = new GoodTraffic(kong, entity, rig.Minter);
 
         // 0: before the kill, 1: the outage (or across it), 2: started after the new server listened
         var results = new ConcurrentQueue<(int Phase, SimResult? Result, string? Problem)>();
@@ -104,6 +105,9 @@ public sealed class ReloadTests(ITestOutputHelper output)
         Volatile.Write(ref phase, 1);
         await rig.KillAsync();
         await Task.Delay(TimeSpan.FromSeconds(1)); // Kong respawns no sooner than a second after the last start
+        // with no server, no instance can be started: an id a worker still caches names an instance of the dead process
+        // (an event cut by the kill drops its worker's cache, and so does no later failure: then nothing is stale)
+        int staleWorkers = Enumerable.Range(0, 2).Count(w => kong.Worker(w).CachedInstanceId(entity) is not null);
         await rig.RestartAsync();
         Volatile.Write(ref phase, 2);
         await Bounds.Until(() => Volatile.Read(ref after) >= 200, "200 requests after the respawn");
@@ -122,12 +126,12 @@ public sealed class ReloadTests(ITestOutputHelper output)
         var recovered = all.Where(x => x.Phase == 2).ToArray();
         // Kong's cached instance ids are stale after the respawn: the first events that reach the new server replay
         int replays = all.Where(x => x.Phase != 0 && x.Problem is null).Sum(x => x.Result!.Retries);
-        Assert.True(replays >= 1, "no event was replayed after the respawn");
+        if (staleWorkers > 0) Assert.True(replays >= 1, $"{staleWorkers} worker(s) cached a stale instance id, but no event was replayed");
         var oldIds = all.Where(x => x.Phase == 0).Select(x => x.Result!.InstanceId).ToHashSet();
         var newIds = recovered.Select(x => x.Result!.InstanceId).ToHashSet();
         Assert.Empty(oldIds.Intersect(newIds)); // the new process's ids do not name the old process's instances
         output.WriteLine($"{protocol}: {all.Count(x => x.Phase == 0)} before, {all.Count(x => x.Phase == 1)} in the outage " +
-                         $"({all.Count(x => x.Phase == 1 && x.Problem is not null)} failed), {recovered.Length} after with {replays} replay(s)");
+                         $"({all.Count(x => x.Phase == 1 && x.Problem is not null)} failed), {recovered.Length} after with {replays} replay(s); {staleWorkers} worker(s) held a stale id");
     }
 
     [Fact]
