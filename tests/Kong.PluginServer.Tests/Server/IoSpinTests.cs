@@ -46,9 +46,9 @@ public class IoSpinTests
     }
 
     [Fact]
-    public void The_default_is_5_microseconds_and_the_host_reads_it()
+    public void The_default_is_10_microseconds_and_the_host_reads_it()
     {
-        Assert.Equal(TimeSpan.FromMicroseconds(5), ServerOptions.DefaultIoSpin);
+        Assert.Equal(TimeSpan.FromMicroseconds(10), ServerOptions.DefaultIoSpin);
         Assert.Equal(ServerOptions.DefaultIoSpin, new ServerOptions { SocketPath = "/x" }.IoSpin);
         Assert.Equal(ServerOptions.DefaultIoSpin, Kong.PluginServer.Hosting.HostOptions.Parse([]).IoSpin);
     }
