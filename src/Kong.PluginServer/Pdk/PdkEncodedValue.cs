@@ -38,8 +38,30 @@ public sealed class PdkEncodedValue : IPdkValue
 
     internal enum Form { ProtoBufStruct, ProtoBufValue, MsgPack }
 
+    /// <summary>
+    /// Copies the kept bytes of <paramref name="form"/> into <paramref name="output"/> (true). Otherwise (false) the
+    /// codec writes <see cref="Value"/> itself and then calls <see cref="Written"/> with <paramref name="start"/>.
+    /// </summary>
+    internal bool TryCopy(Framing.OutputBuffer output, Form form, out int start)
+    {
+        if (Kept(form, out bool keep) is { } kept)
+        {
+            output.Write(kept);
+            start = -1;
+            return true;
+        }
+        start = keep ? output.Length : -1;
+        return false;
+    }
+
+    /// <summary>After the codec wrote <see cref="Value"/> from <paramref name="start"/>: keeps those bytes when this use keeps them.</summary>
+    internal void Written(Framing.OutputBuffer output, Form form, int start)
+    {
+        if (start >= 0) Keep(form, output.WrittenSpan[start..]);
+    }
+
     /// <summary>The kept bytes of <paramref name="form"/>, or null; counts a use when there are none.</summary>
-    internal byte[]? Kept(Form form, out bool keepThisOne)
+    private byte[]? Kept(Form form, out bool keepThisOne)
     {
         var kept = form switch
         {
@@ -52,7 +74,7 @@ public sealed class PdkEncodedValue : IPdkValue
         return kept;
     }
 
-    internal void Keep(Form form, ReadOnlySpan<byte> bytes)
+    private void Keep(Form form, ReadOnlySpan<byte> bytes)
     {
         var copy = bytes.ToArray();
         switch (form)

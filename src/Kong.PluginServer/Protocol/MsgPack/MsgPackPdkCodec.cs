@@ -86,10 +86,9 @@ internal sealed class MsgPackPdkCodec : PdkCodec
     private static void WriteValue(OutputBuffer output, MsgPackValueWriter values, object? value)
     {
         if (value is not PdkEncodedValue e) { values.Object(value); return; }
-        if (e.Kept(PdkEncodedValue.Form.MsgPack, out bool keep) is { } kept) { output.Write(kept); return; }
-        int start = output.Length;
+        if (e.TryCopy(output, PdkEncodedValue.Form.MsgPack, out int start)) return;
         values.Object(e.Value);
-        if (keep) e.Keep(PdkEncodedValue.Form.MsgPack, output.WrittenSpan[start..]);
+        e.Written(output, PdkEncodedValue.Form.MsgPack, start);
     }
 
     private static object? Value(ReadOnlyMemory<byte> reply)

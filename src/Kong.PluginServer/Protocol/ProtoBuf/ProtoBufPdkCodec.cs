@@ -109,20 +109,18 @@ internal sealed class ProtoBufPdkCodec : PdkCodec
         // The root Value: write its oneof member directly into the open Value message (self-contained bytes, so an
         // encoded value's kept form is copied as it is).
         if (value is not PdkEncodedValue e) { _values.Object(value); return; }
-        if (e.Kept(PdkEncodedValue.Form.ProtoBufValue, out bool keep) is { } kept) { output.Write(kept); return; }
-        int start = output.Length;
+        if (e.TryCopy(output, PdkEncodedValue.Form.ProtoBufValue, out int start)) return;
         _values.Object(e.Value);
-        if (keep) e.Keep(PdkEncodedValue.Form.ProtoBufValue, output.WrittenSpan[start..]);
+        e.Written(output, PdkEncodedValue.Form.ProtoBufValue, start);
     }
 
     private void WriteStructEntries(OutputBuffer output, object? map)
     {
         if (map is null) return;
         if (map is not PdkEncodedValue e) { WriteStructEntries(map); return; }
-        if (e.Kept(PdkEncodedValue.Form.ProtoBufStruct, out bool keep) is { } kept) { output.Write(kept); return; }
-        int start = output.Length;
+        if (e.TryCopy(output, PdkEncodedValue.Form.ProtoBufStruct, out int start)) return;
         WriteStructEntries(e.Value);
-        if (keep) e.Keep(PdkEncodedValue.Form.ProtoBufStruct, output.WrittenSpan[start..]);
+        e.Written(output, PdkEncodedValue.Form.ProtoBufStruct, start);
     }
 
     private void WriteStructEntries(object map)
