@@ -183,15 +183,16 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         // identity headers come from the token; Kong's consumer headers only when the request is really allowed.
         // Without a Consumer the identity depends on the token alone: rendered once per cached token.
         bool wouldDeny = decision.WouldBe == AccessDecision.WouldDeny;
-        var credentialId = consumer is null ? token.Derived(_render).CredentialId : compiled.Credential?.Render(claims);
-        var identity = consumer is null && !wouldDeny ? token.Derived(_render).Identity
-            : UpstreamIdentity.Build(compiled.Headers, claims, consumer, credentialId, anonymous: false, consumerHeaders: !wouldDeny);
-        await ForwardAsync(kong, sent, identity, config.HideCredentials,
-            encodedIdentity: consumer is null && !wouldDeny ? token.Derived(_render).EncodedIdentity : null);
+        var rendered = consumer is null ? token.Derived(_render) : null;
+        var credentialId = rendered is not null ? rendered.CredentialId : compiled.Credential?.Render(claims);
+        var shared = wouldDeny ? null : rendered; // a dry_run request enforce would deny gets no consumer headers
+        var identity = shared?.Identity
+            ?? UpstreamIdentity.Build(compiled.Headers, claims, consumer, credentialId, anonymous: false, consumerHeaders: !wouldDeny);
+        await ForwardAsync(kong, sent, identity, config.HideCredentials, encodedIdentity: shared?.EncodedIdentity);
 
         if (consumer is not null || credentialId is not null)
-            await kong.Client.AuthenticateAsync(consumer, consumer is null ? token.Derived(_render).Credential
-                : credentialId is null ? null : new KongCredential(credentialId, consumer.Id));
+            await kong.Client.AuthenticateAsync(consumer, rendered is not null ? rendered.Credential
+                : credentialId is null ? null : new KongCredential(credentialId, consumer!.Id));
         if (compiled.Groups.Count > 0)
         {
             var groups = new List<object?>(compiled.Groups.Count);
@@ -200,8 +201,8 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
         }
         string? code = wouldDeny ? decision.Code : null;
         // the record of a plain allow is a function of the token, the rule and the route's mode: kept with the token
-        var rendered = consumer is null && code is null && decision.Trace is null ? token.Derived(_render) : null;
-        var kept = rendered?.Record;
+        var keeper = decision.Trace is null ? shared : null;
+        var kept = keeper?.Record;
         if (kept is null || !string.Equals(kept.Rule, decision.Rule, StringComparison.Ordinal)
             || !string.Equals(kept.WouldBe, decision.WouldBe, StringComparison.Ordinal))
         {
@@ -211,8 +212,8 @@ internal sealed class AccessHandler(GitLabCiAuthConfig config, CompiledConfig co
                 Decision = "allow", Code = code, Rule = decision.Rule, Mode = _mode,
                 WouldBe = decision.WouldBe, Trace = decision.Trace, DroppedHeaders = identity.Dropped,
             };
-            if (rendered is null) { await kong.Log.SetSerializeValueAsync(config.LogField, record); return; }
-            rendered.Record = kept = new KeptRecord(decision.Rule, decision.WouldBe, new PdkEncodedValue(record));
+            if (keeper is null) { await kong.Log.SetSerializeValueAsync(config.LogField, record); return; }
+            keeper.Record = kept = new KeptRecord(decision.Rule, decision.WouldBe, new PdkEncodedValue(record));
         }
         await kong.Log.SetSerializeValueAsync(config.LogField, kept.Value);
     }
