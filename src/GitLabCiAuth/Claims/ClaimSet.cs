@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 
 namespace GitLabCiAuth.Claims;
@@ -85,7 +87,8 @@ public sealed class ClaimSet
 
     /// <summary>
     /// Builds the set keeping only <paramref name="retained"/> (the claims a route's config reads): the array is shared
-    /// by every set built with it, so a cached token costs one value per retained claim.
+    /// by every set built with it, so a cached token costs one value per retained claim. One pass over the payload's
+    /// members, matched by their UTF-8 names; a repeated name: the last wins.
     /// </summary>
     public static ClaimSet FromJson(JsonElement payload, RetainedClaims retained)
     {
@@ -93,8 +96,11 @@ public sealed class ClaimSet
             throw new FormatException("the token payload is not a JSON object");
         var names = retained.Names;
         var values = new ClaimValue[names.Length];
-        for (int i = 0; i < names.Length; i++)
-            if (payload.TryGetProperty(names[i], out var el)) values[i] = Read(el, names[i]);
+        foreach (var p in payload.EnumerateObject())
+        {
+            int slot = retained.IndexOf(p);
+            if (slot >= 0) values[slot] = Read(p.Value, names[slot]);
+        }
         return new ClaimSet(names, values);
     }
 
@@ -113,13 +119,21 @@ public sealed class ClaimSet
             var items = new List<string>(value.GetArrayLength());
             foreach (var e in value.EnumerateArray())
             {
-                var s = Scalar(e);
-                if (s is not null) items.Add(intern ? ClaimValuePool.Intern(s) : s);
+                var s = intern ? InternedScalar(e) : Scalar(e);
+                if (s is not null) items.Add(s);
             }
             return ClaimValue.FromArray(items.ToArray());
         }
-        var single = Scalar(value);
-        return single is null ? default : ClaimValue.FromString(intern ? ClaimValuePool.Intern(single) : single); // null: absent
+        var single = intern ? InternedScalar(value) : Scalar(value);
+        return single is null ? default : ClaimValue.FromString(single); // null: absent
+    }
+
+    /// <summary><see cref="Scalar"/>, shared through the pool; a string already pooled is found from the token's bytes without a copy.</summary>
+    private static string? InternedScalar(JsonElement e)
+    {
+        if (e.ValueKind == JsonValueKind.String && ClaimValuePool.TryFind(JsonMarshal.GetRawUtf8Value(e), out var pooled)) return pooled;
+        var s = Scalar(e);
+        return s is null ? null : ClaimValuePool.Intern(s);
     }
 
     private static string? Scalar(JsonElement e) => e.ValueKind switch
@@ -134,10 +148,39 @@ public sealed class ClaimSet
     };
 }
 
-/// <summary>The claim names a route keeps with its verified tokens, in one shared array.</summary>
-public sealed class RetainedClaims(IEnumerable<string> names)
+/// <summary>The claim names a route keeps with its verified tokens, in one shared array, and their lookup by a token's UTF-8 member name.</summary>
+public sealed class RetainedClaims
 {
-    public string[] Names { get; } = names.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+    private readonly byte[][] _utf8;            // parallel to Names
+    private readonly int[][] _byLength;         // slots of the names of each UTF-8 length (up to MaxIndexedLength)
+    private const int MaxIndexedLength = 64;
+
+    public RetainedClaims(IEnumerable<string> names)
+    {
+        Names = names.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        _utf8 = Names.Select(n => Encoding.UTF8.GetBytes(n)).ToArray();
+        _byLength = new int[MaxIndexedLength + 1][];
+        for (int len = 0; len <= MaxIndexedLength; len++)
+            _byLength[len] = Enumerable.Range(0, Names.Length).Where(i => _utf8[i].Length == len).ToArray();
+    }
+
+    public string[] Names { get; }
+
+    /// <summary>The slot of a payload member's name in <see cref="Names"/>, or -1 when the route does not read it.</summary>
+    internal int IndexOf(JsonProperty member)
+    {
+        var raw = JsonMarshal.GetRawUtf8PropertyName(member);
+        if (raw.IndexOf((byte)'\\') >= 0) return Array.IndexOf(Names, member.Name); // escaped in the JSON: compare the decoded name
+        if (raw.Length <= MaxIndexedLength)
+        {
+            foreach (int i in _byLength[raw.Length])
+                if (raw.SequenceEqual(_utf8[i])) return i;
+            return -1;
+        }
+        for (int i = 0; i < _utf8.Length; i++)
+            if (raw.SequenceEqual(_utf8[i])) return i;
+        return -1;
+    }
 }
 
 /// <summary>
@@ -153,6 +196,24 @@ internal static class ClaimValuePool
     /// <summary>Claims whose value is new for every job or token: interning them would only fill the pool.</summary>
     public static readonly HashSet<string> UniquePerJob = new(StringComparer.Ordinal)
         { "jti", "job_id", "pipeline_id", "sha", "ci_config_sha", "exp", "iat", "nbf" };
+
+    private static readonly ConcurrentDictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> s_byChars =
+        s_pool.GetAlternateLookup<ReadOnlySpan<char>>();
+
+    /// <summary>
+    /// The pooled string whose JSON form is <paramref name="rawJson"/> (a string token with its quotes, as the token
+    /// has it), without allocating. False when it is not pooled yet, or is escaped in the JSON (the caller decodes it).
+    /// </summary>
+    public static bool TryFind(ReadOnlySpan<byte> rawJson, out string value)
+    {
+        value = null!;
+        if (rawJson.Length < 2 || rawJson.Length - 2 > MaxLength) return false;
+        var utf8 = rawJson[1..^1];
+        if (utf8.IndexOf((byte)'\\') >= 0) return false;
+        Span<char> chars = stackalloc char[MaxLength];
+        if (!Encoding.UTF8.TryGetChars(utf8, chars, out int n)) return false;
+        return s_byChars.TryGetValue(chars[..n], out value!);
+    }
 
     public static string Intern(string value)
     {

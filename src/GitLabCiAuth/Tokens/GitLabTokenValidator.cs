@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Text;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using GitLabCiAuth.Claims;
@@ -130,44 +131,48 @@ public sealed class GitLabTokenValidator : IDisposable
         var hash = TokenHash.Compute(token);
         if (_leases.Length == 1 ? _cache.TryGet(hash, now, _leases[0].GetUsableKeys(), out var hit) : _cache.TryGet(hash, now, _leases, out hit))
             return new(hit);
-        return ValidateGuardedAsync(token.ToArray(), hash, now, cancellationToken);
+        var copy = ArrayPool<byte>.Shared.Rent(token.Length); // the signature path may wait for keys: it needs its own copy
+        token.CopyTo(copy);
+        return ValidateGuardedAsync(copy, token.Length, hash, now, cancellationToken);
     }
 
     /// <summary>
     /// Text in an unverified token that JSON parsing accepts but cannot be read as a string (escaped lone
     /// surrogates) makes System.Text.Json throw on read: that is a malformed token (401), never a 500.
     /// </summary>
-    private async ValueTask<TokenResult> ValidateGuardedAsync(byte[] token, TokenHash hash, DateTimeOffset now, CancellationToken cancellationToken)
+    private async ValueTask<TokenResult> ValidateGuardedAsync(byte[] token, int length, TokenHash hash, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        try { return await ValidateSlowAsync(token, hash, now, cancellationToken).ConfigureAwait(false); }
+        try { return await ValidateSlowAsync(token, length, hash, now, cancellationToken).ConfigureAwait(false); }
         catch (InvalidOperationException)
         {
             return TokenResult.Failure(TokenError.TokenMalformed, "the token contains text that is not valid UTF-8", tokenHash: hash.ToShortHex());
         }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(token, clearArray: true); // a credential: not left in a shared buffer
+        }
     }
 
-    private async ValueTask<TokenResult> ValidateSlowAsync(byte[] token, TokenHash hash, DateTimeOffset now, CancellationToken cancellationToken)
+    private async ValueTask<TokenResult> ValidateSlowAsync(byte[] token, int length, TokenHash hash, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var tokenHash = hash.ToShortHex();
-        var d1 = Array.IndexOf(token, (byte)'.');
-        var d2 = Array.IndexOf(token, (byte)'.', d1 + 1);
+        var d1 = Array.IndexOf(token, (byte)'.', 0, length);
+        var d2 = Array.IndexOf(token, (byte)'.', d1 + 1, length - d1 - 1);
 
         // --- structure: header and payload must be base64url-encoded JSON objects ---
-        using var header = ParseSegment(token.AsSpan(0, d1));
-        if (header is null || header.RootElement.ValueKind != JsonValueKind.Object)
+        using var header = ParsedSegment.Parse(token.AsSpan(0, d1));
+        if (header.Document is null || header.Document.RootElement.ValueKind != JsonValueKind.Object)
             return TokenResult.Failure(TokenError.TokenMalformed, "the token header is not a base64url JSON object", tokenHash: tokenHash);
-        using var payload = ParseSegment(token.AsSpan(d1 + 1, d2 - d1 - 1));
-        if (payload is null || payload.RootElement.ValueKind != JsonValueKind.Object)
+        using var payload = ParsedSegment.Parse(token.AsSpan(d1 + 1, d2 - d1 - 1));
+        if (payload.Document is null || payload.Document.RootElement.ValueKind != JsonValueKind.Object)
             return TokenResult.Failure(TokenError.TokenMalformed, "the token payload is not a base64url JSON object", tokenHash: tokenHash);
 
-        var h = header.RootElement;
-        var p = payload.RootElement;
-        var kid = LogString(h, "kid");
-        var iss = LogString(p, "iss");
+        var h = header.Document.RootElement;
+        var p = payload.Document.RootElement;
         var jti = LogString(p, "jti");
-        var aud = LogAudience(p);
+        // the other log fields are only read when the token is refused
         TokenResult Fail(TokenError e, string description, int retryAfter = 0, KeyFetchFailure? keys = null, bool report = false) =>
-            TokenResult.Failure(e, description, kid, iss, aud, jti, tokenHash, retryAfter, keys, report);
+            TokenResult.Failure(e, description, LogString(h, "kid"), LogString(p, "iss"), LogAudience(p), jti, tokenHash, retryAfter, keys, report);
 
         // --- header ---
         if (h.TryGetProperty("crit", out _))
@@ -180,7 +185,7 @@ public sealed class GitLabTokenValidator : IDisposable
         if (h.TryGetProperty("kid", out var kidEl))
         {
             if (kidEl.ValueKind != JsonValueKind.String) return Fail(TokenError.TokenMalformed, "the token header's kid is not a string");
-            kidValue = kidEl.GetString();
+            kidValue = ClaimValuePool.TryFind(JsonMarshal.GetRawUtf8Value(kidEl), out var known) ? known : kidEl.GetString(); // a handful of kids, thousands of tokens
         }
         if (string.IsNullOrEmpty(kidValue) || kidValue.Length > JwksParser.MaxKidLength)
             return Fail(TokenError.UnknownKey, "the token does not name a known signing key (no kid)");
@@ -232,7 +237,7 @@ public sealed class GitLabTokenValidator : IDisposable
             return Fail(TokenError.AlgorithmNotAllowed, "the token's signing algorithm does not match its key");
 
         // --- signature ---
-        var sigSegment = token.AsSpan(d2 + 1);
+        var sigSegment = token.AsSpan(d2 + 1, length - d2 - 1);
         var sig = ArrayPool<byte>.Shared.Rent(Base64Url.GetMaxDecodedLength(sigSegment.Length) + 1);
         try
         {
@@ -256,7 +261,7 @@ public sealed class GitLabTokenValidator : IDisposable
         var result = TokenResult.Success(claims, DateTimeOffset.FromUnixTimeMilliseconds(expMs),
             iatRead == DateRead.Ok ? DateTimeOffset.FromUnixTimeMilliseconds(iatMs) : null,
             jti,
-            ClaimValuePool.Intern(kidValue), issuer.Issuer, matchedAudience, tokenHash); // a handful of kids, thousands of tokens
+            ClaimValuePool.Intern(kidValue), issuer.Issuer, matchedAudience, tokenHash);
 
         var deadlineMs = expMs + _skewMs;
         if (_maxAgeMs > 0) deadlineMs = Math.Min(deadlineMs, iatMs + _maxAgeMs + _skewMs);
@@ -300,18 +305,33 @@ public sealed class GitLabTokenValidator : IDisposable
         return DateRead.Ok;
     }
 
-    private static JsonDocument? ParseSegment(ReadOnlySpan<byte> segment)
+    /// <summary>A decoded token segment's JSON document and the pooled buffer it reads from (returned with the document).</summary>
+    private readonly struct ParsedSegment : IDisposable
     {
-        var buffer = new byte[Base64Url.GetMaxDecodedLength(segment.Length)];
-        if (Base64Url.DecodeFromUtf8(segment, buffer, out _, out var written) != OperationStatus.Done) return null;
-        if (!System.Text.Unicode.Utf8.IsValid(buffer.AsSpan(0, written))) return null; // not text: malformed
-        try
+        private readonly byte[]? _buffer;
+        public readonly JsonDocument? Document;
+
+        private ParsedSegment(byte[] buffer, JsonDocument? document) { _buffer = buffer; Document = document; }
+
+        public static ParsedSegment Parse(ReadOnlySpan<byte> segment)
         {
-            return JsonDocument.Parse(buffer.AsMemory(0, written), s_jsonOptions);
+            var buffer = ArrayPool<byte>.Shared.Rent(Base64Url.GetMaxDecodedLength(segment.Length));
+            if (Base64Url.DecodeFromUtf8(segment, buffer, out _, out var written) != OperationStatus.Done) return new(buffer, null);
+            if (!System.Text.Unicode.Utf8.IsValid(buffer.AsSpan(0, written))) return new(buffer, null); // not text: malformed
+            try
+            {
+                return new(buffer, JsonDocument.Parse(buffer.AsMemory(0, written), s_jsonOptions));
+            }
+            catch (JsonException)
+            {
+                return new(buffer, null);
+            }
         }
-        catch (JsonException)
+
+        public void Dispose()
         {
-            return null;
+            Document?.Dispose();
+            if (_buffer is not null) ArrayPool<byte>.Shared.Return(_buffer, clearArray: true); // claims of a credential
         }
     }
 

@@ -34,6 +34,41 @@ public sealed class ClaimSetTests
     }
 
     [Fact]
+    public void Retained_names_and_values_escaped_in_the_json_read_as_their_decoded_text()
+    {
+        var retained = new RetainedClaims(["project_path", "ref", "environment"]);
+        var plain = ClaimSet.FromJson(Payload("""{"project_path":"acme/escaped-api","ref":"main"}"""), retained);
+        var escaped = ClaimSet.FromJson(Payload("""{"proj\u0065ct_path":"acme\/escaped-api","ref":"ma\u0069n","env\u0069ronment":"prod\"uction"}"""), retained);
+
+        Assert.Equal("acme/escaped-api", escaped.GetString("project_path"));
+        Assert.Equal("main", escaped.GetString("ref"));
+        Assert.Equal("prod\"uction", escaped.GetString("environment"));
+        // the pooled copy is found whichever way the token spelled it
+        Assert.Same(plain.GetString("project_path"), escaped.GetString("project_path"));
+        Assert.Same(plain.GetString("ref"), escaped.GetString("ref"));
+    }
+
+    [Fact]
+    public void A_retained_name_longer_than_the_indexed_lengths_and_non_ascii_names_are_found()
+    {
+        var longName = new string('c', 80);
+        var retained = new RetainedClaims([longName, "équipe", "ref"]);
+        var set = ClaimSet.FromJson(Payload($$"""{"{{longName}}":"x","équipe":"ops","{{new string('c', 79)}}":"no","ref":"main"}"""), retained);
+        Assert.Equal("x", set.GetString(longName));
+        Assert.Equal("ops", set.GetString("équipe"));
+        Assert.Equal("main", set.GetString("ref"));
+        Assert.Equal(3, set.Count);
+    }
+
+    [Fact]
+    public void A_repeated_member_keeps_its_last_value_in_retained_sets_as_in_full_ones()
+    {
+        const string json = """{"ref":"first","ref":"last"}""";
+        Assert.Equal("last", ClaimSet.FromJson(Payload(json), new RetainedClaims(["ref"])).GetString("ref"));
+        Assert.Equal("last", ClaimSet.FromJson(Payload(json)).GetString("ref"));
+    }
+
+    [Fact]
     public void Unfiltered_sets_keep_everything_and_a_null_is_absent()
     {
         var all = ClaimSet.FromJson(Payload("""{"a":"1","b":true,"c":2.5,"d":null,"e":[1,{"k":1}]}"""));
