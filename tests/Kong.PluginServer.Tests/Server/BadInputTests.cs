@@ -194,6 +194,94 @@ public class BadInputTests
         Assert.Equal(0, r.Retries);
     }
 
+    [Fact]
+    public async Task MsgPack_a_PDK_result_over_the_maximum_fails_the_call_not_the_request()
+    {
+        await using var host = Host(KongProtocol.MsgPack);
+        var entity = host.Kong.AddPlugin("{}");
+        // as on ProtoBuf: the Step carrying the result is passed over unbuffered, the awaiting call fails, the handler's
+        // failure answers 500. Closing the connection instead would make Kong let the request through (MsgPack:1 fails open)
+        foreach (int size in new[] { MaxFrame * 2, MaxFrame * 64 }) // arriving whole, and passed over in pieces
+        {
+            var big = await host.Kong.Worker(0).RunAsync(entity, "access",
+                new SimRequest { Headers = { ["x-in"] = new string('v', size), ["host"] = "h" } }).Within();
+            Assert.True(big.Status == 500 && big.Outcome == SimOutcome.Exited, big.ToString());
+            Assert.Equal(0, big.Retries);
+        }
+        await T.Until(() => host.Server.InFlightEvents == 0, "the failed events ended");
+        var r = await host.Kong.Worker(0).RunAsync(entity, "access", new SimRequest { Headers = { ["x-in"] = "ok", ["host"] = "h" } }).Within();
+        Assert.Equal("ok@h", r.UpstreamHeaders["x-out"]);
+        Assert.Equal(0, r.Retries);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task MsgPack_an_oversized_Step_is_answered_with_an_exit_whichever_key_comes_first(bool eventIdFirst)
+    {
+        await using var host = Host(KongProtocol.MsgPack);
+        await using var c = await T.Connect(host);
+        int id = await T.StartMp(c, 1, "echo", "{}");
+        var (err, result) = await T.CallMp(c, 2, "plugin.HandleEvent", new Dictionary<string, object?> { ["InstanceId"] = id, ["EventName"] = "access" });
+        Assert.Null(err);
+        var step = Assert.IsType<Dictionary<string, object?>>(result);
+        int eventId = (int)Assert.IsType<double>(step["EventId"]);
+        Assert.IsType<Dictionary<string, object?>>(step["Data"]); // the handler's first PDK call, awaiting its result
+
+        // Kong's Lua may order the map either way; the result is far over --max-frame-bytes
+        var big = new string('v', MaxFrame * 16);
+        var param = eventIdFirst
+            ? new Dictionary<string, object?> { ["EventId"] = eventId, ["Data"] = big }
+            : new Dictionary<string, object?> { ["Data"] = big, ["EventId"] = eventId };
+        (err, result) = await T.CallMp(c, 3, "plugin.Step", param);
+        // the failed call's handler answers 500 (after the call it queued before the failure and the failure's
+        // kong.log.err, which Kong answers as usual): the event was found, whichever key came first
+        var methods = new List<string>();
+        int msgId = 3;
+        while (true)
+        {
+            Assert.Null(err);
+            var answer = Assert.IsType<Dictionary<string, object?>>(Assert.IsType<Dictionary<string, object?>>(result)["Data"]);
+            if (answer["Method"] is "kong.response.exit")
+            {
+                Assert.Equal(500.0, Assert.IsType<List<object?>>(answer["Args"])[0]);
+                Assert.Contains("kong.log.err", methods); // the handler's failure, not the fallback exit
+                break;
+            }
+            methods.Add(Assert.IsType<string>(answer["Method"]));
+            Assert.True(msgId < 8, "the exit comes after the calls queued before the failure: " + string.Join(", ", methods));
+            (err, result) = await T.CallMp(c, ++msgId, "plugin.Step", new Dictionary<string, object?> { ["EventId"] = eventId, ["Data"] = "h" });
+        }
+
+        // the connection stays in service: the next request on it is answered
+        (err, result) = await T.CallMp(c, ++msgId, "plugin.HandleEvent", new Dictionary<string, object?> { ["InstanceId"] = id, ["EventName"] = "access" });
+        Assert.Null(err);
+        Assert.IsType<Dictionary<string, object?>>(result);
+    }
+
+    [Fact]
+    public async Task MsgPack_an_oversized_Step_of_an_unknown_event_is_still_answered_with_a_500_exit()
+    {
+        await using var host = Host(KongProtocol.MsgPack);
+        await using var c = await T.Connect(host);
+        var (err, result) = await T.CallMp(c, 1, "plugin.Step",
+            new Dictionary<string, object?> { ["Data"] = new string('v', MaxFrame * 4), ["EventId"] = 987654 });
+        Assert.Null(err);
+        var answer = Assert.IsType<Dictionary<string, object?>>(Assert.IsType<Dictionary<string, object?>>(result)["Data"]);
+        Assert.Equal("kong.response.exit", answer["Method"]);
+        Assert.Equal(500.0, Assert.IsType<List<object?>>(answer["Args"])[0]);
+    }
+
+    [Fact]
+    public async Task MsgPack_another_oversized_request_gets_an_error_and_the_connection_stays()
+    {
+        await using var host = Host(KongProtocol.MsgPack);
+        await using var c = await T.Connect(host);
+        var (err, _) = await T.CallMp(c, 1, "plugin.StartInstance", new Dictionary<string, object?> { ["Name"] = "echo", ["Config"] = new string(' ', MaxFrame * 4) + "{}" });
+        Assert.Contains("exceeds --max-frame-bytes", Assert.IsType<string>(err));
+        Assert.True(await T.StartMp(c, 2, "echo", "{}") > 0);
+    }
+
     [Theory]
     [MemberData(nameof(T.Protocols), MemberType = typeof(T))]
     public async Task Thousands_of_connect_and_close_probes_are_harmless(KongProtocol protocol)

@@ -19,6 +19,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
     private readonly MsgPackEvents _events;
     private readonly MsgPackScanner _scanner = new();
     private bool _discarding;      // an oversized message is being passed over
+    private readonly OversizedRequest _oversized = new(); // what is known of it
     private bool _refusing;        // draining: input is dropped until Kong closes
     private MsgPackEvent? _open;   // the event whose HandleEvent/Step is unanswered on this connection
 
@@ -61,23 +62,34 @@ internal sealed class MsgPackConnection : IConnectionHandler
                     if (!_discarding && known > MaxMessage)
                     {
                         _discarding = true;
-                        Log.Warn($"connection {_io.Id}: a message of at least {known} bytes exceeds --max-frame-bytes {MaxMessage}; discarding it, then closing");
+                        _oversized.Begin(input.Slice(0, _scanner.ScannedUnconsumed));
+                        Log.Warn($"connection {_io.Id}: a message of at least {known} bytes exceeds --max-frame-bytes {MaxMessage}; discarding it");
                     }
                     if (_discarding)
                     {
                         // scanned bytes are dropped at once: nothing of the message is buffered
                         int scanned = _scanner.ScannedUnconsumed;
+                        _oversized.Pass(input.Span[..scanned]);
                         input.Consume(scanned);
                         _scanner.Rebase(scanned);
                     }
                     else if (known > input.Length) input.Reserve((int)known); // received in place, scanned once
                     return;
                 }
-                if (_discarding)
+                if (_discarding || length > MaxMessage)
                 {
+                    if (!_discarding) // it arrived whole: the limit holds all the same
+                    {
+                        _oversized.Begin(input.Slice(0, (int)length));
+                        Log.Warn($"connection {_io.Id}: a message of {length} bytes exceeds --max-frame-bytes {MaxMessage}; discarding it");
+                    }
+                    _oversized.Pass(input.Span[.._scanner.ScannedUnconsumed]);
                     input.Consume(_scanner.ScannedUnconsumed);
-                    _io.Close(); // nothing sensible to answer: Kong reads EOF ("no data") after its complete send
-                    return;
+                    _scanner.Reset();
+                    _discarding = false;
+                    _oversized.End();
+                    AnswerOversized();
+                    continue;
                 }
                 var message = input.Slice(0, (int)length);
                 input.Consume((int)length);
@@ -90,6 +102,47 @@ internal sealed class MsgPackConnection : IConnectionHandler
         catch (MessagePackSerializationException e) { Close(LogLevel.Warn, $"closing: malformed msgpack: {e.Message}"); }
         catch (EndOfStreamException) { Close(LogLevel.Warn, "closing: malformed msgpack: a value is cut short"); }
         catch (Exception e) { Close(LogLevel.Error, $"closing after an unexpected error: {e}"); }
+    }
+
+    /// <summary>
+    /// An oversized request was passed over. A Step (a PDK result too large to read) fails the handler's call, as on
+    /// ProtoBuf:1: its plugin answers (by default a 500 exit), and the request never goes through. Another request gets
+    /// an error; one that is not even a request closes the connection.
+    /// </summary>
+    private void AnswerOversized()
+    {
+        if (_oversized.MsgId is not { } msgId) { Close(LogLevel.Warn, "closing: an oversized message that is not a request"); return; }
+        string why = $"the message exceeds --max-frame-bytes {MaxMessage}";
+        if (!_oversized.IsStep) { RespondError(msgId, why); return; }
+        long eventId = _oversized.EventId;
+        if (eventId is >= 0 and <= int.MaxValue && _events.TryGet((int)eventId, out var ev))
+        {
+            _open = ev;
+            if (ev.Fail(this, Generation, msgId, new ProtocolViolationException($"the PDK result {why}"))) return;
+            if (ReferenceEquals(_open, ev)) _open = null;
+        }
+        // no event to give the failure to: Kong answers the request 500 itself (an unanswered event is dropped later)
+        Log.Warn($"connection {_io.Id}: event {eventId} of an oversized PDK result is unknown; answering 500");
+        RespondStep(Generation, msgId, eventId is >= 0 and <= int.MaxValue ? (int)eventId : 0, s_exit500);
+    }
+
+    /// <summary>The callback <c>kong.response.exit(500, {"message":"An unexpected error occurred"}, json)</c>, as Kong's own errors read.</summary>
+    private static readonly byte[] s_exit500 = BuildExit500();
+
+    private static byte[] BuildExit500()
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var w = new MessagePackWriter(buffer);
+        w.WriteMapHeader(2);
+        w.Write("Method"); w.Write("kong.response.exit");
+        w.Write("Args");
+        w.WriteArrayHeader(3);
+        w.Write(500);
+        w.Write("""{"message":"An unexpected error occurred"}""");
+        w.WriteMapHeader(1);
+        w.Write("Content-Type"); w.Write("application/json; charset=utf-8");
+        w.Flush();
+        return buffer.WrittenSpan.ToArray();
     }
 
     private void Close(LogLevel level, string message)
@@ -160,7 +213,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
     }
 
     /// <summary>plugin.Step and the typed variants Kong picks by PDK function (docs/protocol.md#msgpack-methods): all alike here.</summary>
-    private static bool IsStep(ReadOnlySpan<byte> m) =>
+    internal static bool IsStep(ReadOnlySpan<byte> m) =>
         m.SequenceEqual("plugin.Step"u8) || m.SequenceEqual("plugin.StepError"u8) || m.SequenceEqual("plugin.StepCredential"u8)
         || m.SequenceEqual("plugin.StepConsumer"u8) || m.SequenceEqual("plugin.StepRoute"u8) || m.SequenceEqual("plugin.StepService"u8)
         || m.SequenceEqual("plugin.StepMemoryStats"u8) || m.SequenceEqual("plugin.StepMultiMap"u8);

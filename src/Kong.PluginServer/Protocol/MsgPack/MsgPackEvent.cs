@@ -123,9 +123,26 @@ internal sealed class MsgPackEvent : PdkSession
     /// <summary>Kong's Step: the reply to the call in flight; the RPC stays open for the next callback.</summary>
     public bool Deliver(MsgPackConnection conn, int generation, uint msgId, ReadOnlyMemory<byte> data)
     {
-        PdkReplySink? sink;
+        if (!TakeStep(conn, generation, msgId, out var sink)) return false;
+        sink?.Complete(_codec, data); // may run the handler on, queueing more calls
+        Pump();
+        return true;
+    }
+
+    /// <summary>Kong's Step with a reply that cannot be read (larger than --max-frame-bytes): the call in flight fails; the RPC stays open for the handler's next callback.</summary>
+    public bool Fail(MsgPackConnection conn, int generation, uint msgId, Exception error)
+    {
+        if (!TakeStep(conn, generation, msgId, out var sink)) return false;
+        sink?.Fail(error); // the handler sees the exception: by default its failure answers 500
+        Pump();
+        return true;
+    }
+
+    private bool TakeStep(MsgPackConnection conn, int generation, uint msgId, out PdkReplySink? sink)
+    {
         lock (_lock)
         {
+            sink = null;
             if (!_stepInFlight || _finished) return false;
             _stepInFlight = false;
             sink = _inFlightSink;
@@ -135,8 +152,6 @@ internal sealed class MsgPackEvent : PdkSession
             _openMsgId = msgId;
         }
         Touch();
-        sink?.Complete(_codec, data); // may run the handler on, queueing more calls
-        Pump();
         return true;
     }
 
