@@ -23,6 +23,7 @@ public sealed class OversizedRequestTests
             switch (value)
             {
                 case long l: w.Write(l); break;
+                case ulong u: w.Write(u); break;
                 case string str: w.Write(str); break;
                 case byte[] bytes: w.Write(bytes); break;
                 default: throw new ArgumentException(value.GetType().Name);
@@ -78,6 +79,21 @@ public sealed class OversizedRequestTests
         // and a map that is not Kong's two-key {EventId, Data} is not guessed at
         var three = Read(Request(9, "plugin.Step", ("Data", Bin(data)), ("X", Int(1)), ("EventId", Int(5))), 64, 4096);
         Assert.Equal(-1, three.EventId);
+    }
+
+    [Fact]
+    public void Numbers_out_of_range_are_not_read_and_do_not_throw()
+    {
+        var data = new byte[5000];
+        // an EventId above long's range, before and after the data
+        var after = Read(Request(4, "plugin.Step", ("Data", Bin(data)), ("EventId", (object)ulong.MaxValue)), 64, 700);
+        Assert.Equal(4u, after.MsgId);
+        Assert.Equal(-1, after.EventId);
+        var before = Read(Request(4, "plugin.Step", ("EventId", (object)ulong.MaxValue), ("Data", Bin(data))), 64, 700);
+        Assert.Equal(-1, before.EventId);
+        // a msgid above uint's range: not a request this server can answer
+        byte[] hugeId = [0x94, 0x00, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xab, .. "plugin.Step"u8, 0x90];
+        Assert.Null(Read(hugeId, 64, 64).MsgId);
     }
 
     [Fact]

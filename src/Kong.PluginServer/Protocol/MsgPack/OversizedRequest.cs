@@ -53,6 +53,7 @@ internal sealed class OversizedRequest
         }
         catch (EndOfStreamException) { } // the first bytes end inside what is read: what was read stands
         catch (MessagePackSerializationException) { }
+        catch (OverflowException) { } // a type, msgid or EventId out of its range: not read
     }
 
     /// <summary>Bytes of the request passed over, in order (the last few are kept).</summary>
@@ -85,7 +86,8 @@ internal sealed class OversizedRequest
             var value = tail[^length..];
             if (EncodedLength(value[0]) != length || !tail[^(length + s_eventIdKey.Length)..^length].SequenceEqual(s_eventIdKey)) continue;
             var r = new MessagePackReader(value.ToArray());
-            EventId = r.ReadInt64();
+            try { EventId = r.ReadInt64(); }
+            catch (OverflowException) { } // above long's range: no event has it
             return;
         }
     }
