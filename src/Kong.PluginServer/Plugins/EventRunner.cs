@@ -60,10 +60,15 @@ internal static class EventRunner
         {
             session.Kong.Log.MessageAsync(PdkMethods.LogErr, $"plugin failed in {KongPhases.Name(phase)}: {e.GetType().Name}: {e.Message}");
             if (KongPhases.CanExit(phase))
-                session.Kong.Response.ExitAsync(500, """{"message":"An unexpected error occurred"}"""u8.ToArray(), JsonContentType);
+                session.Kong.Response.ExitAsync(500, System.Text.Encoding.UTF8.GetBytes(UnexpectedErrorBody), JsonContentType);
         }
         catch (OperationCanceledException) { } // Kong went away meanwhile
     }
 
-    private static readonly Dictionary<string, string> JsonContentType = new() { ["Content-Type"] = "application/json; charset=utf-8" };
+    /// <summary>The body of the 500 that answers a plugin failure, as Kong's own unexpected errors read.</summary>
+    internal const string UnexpectedErrorBody = """{"message":"An unexpected error occurred"}""";
+
+    internal const string JsonContentTypeValue = "application/json; charset=utf-8";
+
+    private static readonly Dictionary<string, string> JsonContentType = new() { ["Content-Type"] = JsonContentTypeValue };
 }

@@ -126,7 +126,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
         RespondStep(Generation, msgId, eventId is >= 0 and <= int.MaxValue ? (int)eventId : 0, s_exit500);
     }
 
-    /// <summary>The callback <c>kong.response.exit(500, {"message":"An unexpected error occurred"}, json)</c>, as Kong's own errors read.</summary>
+    /// <summary>The callback <c>kong.response.exit(500, ...)</c> with the body and type of a plugin failure's 500 (<see cref="EventRunner"/>).</summary>
     private static readonly byte[] s_exit500 = BuildExit500();
 
     private static byte[] BuildExit500()
@@ -138,9 +138,9 @@ internal sealed class MsgPackConnection : IConnectionHandler
         w.Write("Args");
         w.WriteArrayHeader(3);
         w.Write(500);
-        w.Write("""{"message":"An unexpected error occurred"}""");
+        w.Write(EventRunner.UnexpectedErrorBody);
         w.WriteMapHeader(1);
-        w.Write("Content-Type"); w.Write("application/json; charset=utf-8");
+        w.Write("Content-Type"); w.Write(EventRunner.JsonContentTypeValue);
         w.Flush();
         return buffer.WrittenSpan.ToArray();
     }
