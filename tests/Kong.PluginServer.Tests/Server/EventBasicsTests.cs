@@ -299,10 +299,12 @@ public class EventBasicsTests
             Assert.Equal($"v{i}/p{i}", results[i].UpstreamHeaders["x-out"]);
         }
         await T.Until(() => host.Server.InFlightEvents == 0, "all events finished");
-        Assert.Equal(32, plugin.ContinuedOn.Count);
+        Assert.Equal(32, plugin.ContinuedOn.Count + Volatile.Read(ref plugin.ResultsBeforeAwait));
         // after an async hop the handler awaits a PDK reply without blocking its thread; the reply is received by an
         // event loop and the handler continues there (thread-pool threads never block on Kong: that would starve an
         // in-process Kong)
+        // (on MsgPack:1 a result can be in before the await, which then does not suspend: rare, never all 32)
+        Assert.NotEmpty(plugin.ContinuedOn);
         Assert.All(plugin.ContinuedOn, name => Assert.StartsWith("kong-io-", name));
     }
 }

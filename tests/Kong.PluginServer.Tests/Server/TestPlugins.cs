@@ -36,8 +36,11 @@ public sealed class EchoPlugin : KongPlugin<EchoConfig>
     /// <summary>Exceptions the plugin's own code observed from PDK calls (after-exit mode).</summary>
     public readonly ConcurrentQueue<Exception> PluginSaw = new();
 
-    /// <summary>slow mode: the thread each handler continued on after the PDK call that followed its async hop.</summary>
+    /// <summary>slow mode: the thread each handler continued on after awaiting the PDK call that followed its async hop.</summary>
     public readonly ConcurrentQueue<string?> ContinuedOn = new();
+
+    /// <summary>slow mode: handlers whose PDK result was in before they awaited it (no continuation to place).</summary>
+    public int ResultsBeforeAwait;
 
     /// <summary>gate mode: completed when a handler is waiting at the gate.</summary>
     public readonly TaskCompletionSource Entered = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -85,8 +88,13 @@ public sealed class EchoPlugin : KongPlugin<EchoConfig>
                 {
                     var a = await kong.Request.GetHeaderAsync(config.Header);
                     await Task.Delay(20);
-                    var b = await kong.Request.GetPathAsync();
-                    owner.ContinuedOn.Enqueue(Thread.CurrentThread.Name);
+                    var pathCall = kong.Request.GetPathAsync();
+                    // on MsgPack:1 the call leaves at once, so its result may be in before this thread awaits it: then
+                    // the await does not suspend and there is no continuation to place
+                    bool suspends = !pathCall.IsCompleted;
+                    var b = await pathCall;
+                    if (suspends) owner.ContinuedOn.Enqueue(Thread.CurrentThread.Name);
+                    else Interlocked.Increment(ref owner.ResultsBeforeAwait);
                     await kong.ServiceRequest.SetHeaderAsync("x-out", a + b);
                     return;
                 }
