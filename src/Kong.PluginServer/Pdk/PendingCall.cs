@@ -16,6 +16,12 @@ internal sealed class PendingCall<T> : PdkReplySink, IValueTaskSource<T>
     [ThreadStatic] private static PendingCall<T>? t_free;
     [ThreadStatic] private static int t_freeCount;
 
+    /// <summary>
+    /// An event loop has the calls of every event it serves in flight at once (Kong's workers keep dozens of requests
+    /// in flight each): a smaller pool empties and refills under load, allocating a call object per call.
+    /// </summary>
+    private const int MaxPooledPerThread = 1024;
+
     private ManualResetValueTaskSourceCore<T> _core;
     private PdkSession _session = null!;
     private ReplyDecoder<T> _decode = null!;
@@ -96,6 +102,6 @@ internal sealed class PendingCall<T> : PdkReplySink, IValueTaskSource<T>
         _core.Reset();
         _session = null!;
         _decode = null!;
-        if (t_freeCount < 32) { _next = t_free; t_free = this; t_freeCount++; }
+        if (t_freeCount < MaxPooledPerThread) { _next = t_free; t_free = this; t_freeCount++; }
     }
 }
