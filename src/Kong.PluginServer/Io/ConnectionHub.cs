@@ -47,7 +47,7 @@ internal sealed class ConnectionHub : IDisposable
     /// <summary>How long a loop that just served input polls before it sleeps (Stopwatch ticks; 0: it sleeps at once).</summary>
     public long SpinTicks { get; }
 
-    /// <summary>Polls made while spinning and sleeps that followed a spin, summed over the loops (tests, diagnostics).</summary>
+    /// <summary>Polls made while spinning and sleeping waits entered, summed over the loops (tests, diagnostics).</summary>
     public (long Polls, long Sleeps) SpinCounts
     {
         get

@@ -62,8 +62,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
                     if (!_discarding && known > MaxMessage)
                     {
                         _discarding = true;
-                        _oversized.Begin(input.Slice(0, _scanner.ScannedUnconsumed));
-                        Log.Warn($"connection {_io.Id}: a message of at least {known} bytes exceeds --max-frame-bytes {MaxMessage}; discarding it");
+                        BeginOversized(input.Slice(0, _scanner.ScannedUnconsumed), $"at least {known}");
                     }
                     if (_discarding)
                     {
@@ -78,11 +77,7 @@ internal sealed class MsgPackConnection : IConnectionHandler
                 }
                 if (_discarding || length > MaxMessage)
                 {
-                    if (!_discarding) // it arrived whole: the limit holds all the same
-                    {
-                        _oversized.Begin(input.Slice(0, (int)length));
-                        Log.Warn($"connection {_io.Id}: a message of {length} bytes exceeds --max-frame-bytes {MaxMessage}; discarding it");
-                    }
+                    if (!_discarding) BeginOversized(input.Slice(0, (int)length), length.ToString()); // it arrived whole: the limit holds all the same
                     _oversized.Pass(input.Span[.._scanner.ScannedUnconsumed]);
                     input.Consume(_scanner.ScannedUnconsumed);
                     _scanner.Reset();
@@ -102,6 +97,13 @@ internal sealed class MsgPackConnection : IConnectionHandler
         catch (MessagePackSerializationException e) { Close(LogLevel.Warn, $"closing: malformed msgpack: {e.Message}"); }
         catch (EndOfStreamException) { Close(LogLevel.Warn, "closing: malformed msgpack: a value is cut short"); }
         catch (Exception e) { Close(LogLevel.Error, $"closing after an unexpected error: {e}"); }
+    }
+
+    /// <summary>A message over the limit starts: what its first bytes say is kept, the rest is passed over.</summary>
+    private void BeginOversized(ReadOnlyMemory<byte> first, string size)
+    {
+        _oversized.Begin(first);
+        Log.Warn($"connection {_io.Id}: a message of {size} bytes exceeds --max-frame-bytes {MaxMessage}; discarding it");
     }
 
     /// <summary>
