@@ -202,7 +202,8 @@ public static class JwksParser
         var rsa = RSA.Create();
         rsa.ImportParameters(new RSAParameters { Modulus = n, Exponent = e });
         var sk = new RsaSecurityKey(rsa) { KeyId = kid };
-        return new SigningKey(kid, JwkKeyType.Rsa, JwkCurve.None, alg, bits, sk, material);
+        var rs256 = alg is null or JwsAlgorithm.RS256 ? OpenSslRs256.Create(n, e) : null;
+        return new SigningKey(kid, JwkKeyType.Rsa, JwkCurve.None, alg, bits, sk, material, rs256);
     }
 
     private static SigningKey? ImportEc(JsonElement jwk, string kid, JwsAlgorithm? alg, Dictionary<string, SigningKey>? previous, KeyLog? log)

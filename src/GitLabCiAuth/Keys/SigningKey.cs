@@ -1,19 +1,24 @@
+using System.Security.Cryptography;
 using Microsoft.IdentityModel.Tokens;
 
 namespace GitLabCiAuth.Keys;
 
 /// <summary>
 /// One imported public key from a JWKS. Imported once per fetch (and reused across fetches while its
-/// material is unchanged), never per request. Signature verification goes through Microsoft.IdentityModel's
-/// <see cref="AsymmetricSignatureProvider"/>, created lazily once per algorithm and reused (thread-safe).
+/// material is unchanged), never per request. RS256, the algorithm GitLab signs with, is verified through
+/// OpenSSL directly when this process can (<see cref="OpenSslRs256"/>); every other algorithm, and RS256 where
+/// that path is not available, goes through Microsoft.IdentityModel's <see cref="AsymmetricSignatureProvider"/>,
+/// created lazily once per algorithm and reused (thread-safe).
 /// </summary>
 public sealed class SigningKey
 {
     private readonly SignatureProvider?[] _providers = new SignatureProvider?[JwsAlgorithms.Count];
+    private readonly OpenSslRs256? _rs256;
 
     internal SigningKey(string kid, JwkKeyType keyType, JwkCurve curve, JwsAlgorithm? algorithm, int keySizeBits,
-        AsymmetricSecurityKey securityKey, string materialFingerprint)
+        AsymmetricSecurityKey securityKey, string materialFingerprint, OpenSslRs256? rs256 = null)
     {
+        _rs256 = rs256;
         Kid = kid;
         KeyType = keyType;
         Curve = curve;
@@ -51,6 +56,12 @@ public sealed class SigningKey
     {
         if (!Accepts(alg) || signatureLength <= 0) return false;
         if (KeyType == JwkKeyType.EC && !EcdsaSignature.IsCanonical(Curve, signature.AsSpan(0, signatureLength))) return false;
+        if (alg == JwsAlgorithm.RS256 && _rs256 is not null)
+        {
+            Span<byte> digest = stackalloc byte[32];
+            SHA256.HashData(input.AsSpan(0, inputLength), digest);
+            return _rs256.Verify(digest, signature.AsSpan(0, signatureLength));
+        }
         var provider = Volatile.Read(ref _providers[(int)alg]);
         if (provider is null)
         {
@@ -67,6 +78,9 @@ public sealed class SigningKey
             return false;
         }
     }
+
+    /// <summary>True when RS256 signatures under this key are verified through OpenSSL directly.</summary>
+    internal bool VerifiesRs256Directly => _rs256 is not null;
 
     public override string ToString() => $"{Kid} ({KeyType}{(Curve == JwkCurve.None ? "" : " " + Curve)}, {KeySizeBits} bits)";
 }
