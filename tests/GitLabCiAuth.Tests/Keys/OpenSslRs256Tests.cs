@@ -117,6 +117,24 @@ public sealed class OpenSslRs256Tests
     }
 
     [Fact]
+    public void Verifiers_dropped_with_pooled_contexts_are_freed_without_harm()
+    {
+        // Keys replaced by a rotation become garbage with their prepared contexts; the finalizer frees those.
+        using var rsa = RSA.Create(2048);
+        var (digest, sig) = Signed(rsa, "a.b");
+        void UseAndDrop()
+        {
+            for (int i = 0; i < 200; i++) Assert.True(Verifier(rsa).Verify(digest, sig));
+        }
+        UseAndDrop();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.True(Verifier(rsa).Verify(digest, sig));
+        Assert.True(rsa.VerifyHash(digest, sig, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1));
+    }
+
+    [Fact]
     public void Jwks_rsa_keys_for_rs256_take_the_direct_path_and_others_do_not()
     {
         using var rs256 = MinterKey.CreateRsa();
