@@ -58,7 +58,10 @@ public sealed class MetricsEndpoint : IServerObserver, IDisposable
         var cacheHits = f.CreateCounter("gitlab_ci_auth_token_cache_hits_total", "Verified-token cache hits.");
         var cacheMisses = f.CreateCounter("gitlab_ci_auth_token_cache_misses_total", "Verified-token cache misses.");
         var cacheSize = f.CreateGauge("gitlab_ci_auth_token_cache_entries", "Tokens in the verified-token caches.");
+        var rs256Direct = f.CreateGauge("gitlab_ci_auth_rs256_openssl_direct",
+            "1 when RS256 signatures are checked by OpenSSL 3 directly (contexts prepared per key), 0 when through .NET's RSA (OpenSSL 1.1, or the known-answer test failed).");
         build.WithLabels(version, protocol).Set(1);
+        rs256Direct.Set(SigningKey.Rs256ThroughOpenSsl ? 1 : 0);
         started.Set(ProcessStats.StartTimeSeconds);
 
         _registry.AddBeforeCollectCallback(() =>

@@ -79,6 +79,9 @@ public sealed class SigningKey
         }
     }
 
+    /// <summary>True when this process verifies RS256 through OpenSSL directly (decided once, on first use).</summary>
+    public static bool Rs256ThroughOpenSsl => OpenSslRs256.IsAvailable;
+
     /// <summary>True when RS256 signatures under this key are verified through OpenSSL directly.</summary>
     internal bool VerifiesRs256Directly => _rs256 is not null;
 
