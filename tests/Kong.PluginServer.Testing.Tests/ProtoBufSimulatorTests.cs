@@ -410,10 +410,15 @@ public class ProtoBufSimulatorTests
     [Fact]
     public async Task Missing_end_marker_stalls_until_the_read_timeout()
     {
-        await using var server = new FakePbServer { Handler = ev => { ev.SkipEndMarker = true; return Task.CompletedTask; } };
-        await using var kong = new KongSimulator(server.SocketPath, KongProtocol.ProtoBuf, "my-auth",
-            options: new KongSimulatorOptions { Timeout = TimeSpan.FromMilliseconds(500) });
-        var r = await kong.RunAsync(kong.AddPlugin(), "access");
+        bool skip = false;
+        await using var server = new FakePbServer { Handler = ev => { ev.SkipEndMarker = skip; return Task.CompletedTask; } };
+        await using var kong = new KongSimulator(server.SocketPath, KongProtocol.ProtoBuf, "my-auth");
+        var plugin = kong.AddPlugin();
+        // The instance starts under the default timeout: a loaded machine must not turn StartInstance into the timeout.
+        Assert.Equal(SimOutcome.Completed, (await kong.RunAsync(plugin, "access")).Outcome);
+        skip = true;
+        kong.Options.Timeout = TimeSpan.FromMilliseconds(500);
+        var r = await kong.RunAsync(plugin, "access");
         Assert.Equal(500, r.Status);
         Assert.Equal("pluginserver error: timeout", r.Error);
     }
