@@ -60,12 +60,7 @@ public class TokenBenchmarks
 
     /// <summary>What the validator does for RS256: SHA-256, then OpenSSL's EVP_PKEY_verify on a context prepared once per key.</summary>
     [Benchmark]
-    public bool Rs256Direct()
-    {
-        Span<byte> digest = stackalloc byte[32];
-        SHA256.HashData(_signingInput, digest);
-        return _direct.Verify(digest, _signature);
-    }
+    public bool Rs256Direct() => _direct.VerifyData(_signingInput, _signature);
 
     [Benchmark]
     public bool Cold_SignaturePath() => _cold.ValidateAsync(_header.AsSpan()).GetAwaiter().GetResult().IsValid;

@@ -42,11 +42,19 @@ internal sealed unsafe partial class OpenSslRs256
         return new OpenSslRs256(rsa.DuplicateKeyHandle());
     }
 
+    /// <summary>True only when <paramref name="signature"/> is a valid RS256 signature of <paramref name="data"/> (hashed here) under this key.</summary>
+    public bool VerifyData(ReadOnlySpan<byte> data, ReadOnlySpan<byte> signature)
+    {
+        Span<byte> digest = stackalloc byte[32];
+        SHA256.HashData(data, digest);
+        return VerifyHash(digest, signature);
+    }
+
     /// <summary>
     /// True only when <paramref name="signature"/> is a valid RSASSA-PKCS1-v1_5 signature of the SHA-256
     /// <paramref name="digest"/> under this key.
     /// </summary>
-    public bool Verify(ReadOnlySpan<byte> digest, ReadOnlySpan<byte> signature)
+    public bool VerifyHash(ReadOnlySpan<byte> digest, ReadOnlySpan<byte> signature)
     {
         if (digest.Length != 32 || signature.IsEmpty) return false;
         nint ctx = Rent();
@@ -124,12 +132,12 @@ internal sealed unsafe partial class OpenSslRs256
             if (v is null) return false;
             var digest = SHA256.HashData("gitlab-ci-auth known-answer test"u8);
             var sig = Convert.FromBase64String(KatSignature);
-            if (!v.Verify(digest, sig)) return false;
+            if (!v.VerifyHash(digest, sig)) return false;
             var otherDigest = (byte[])digest.Clone();
             otherDigest[31] ^= 1;
             var otherSig = (byte[])sig.Clone();
             otherSig[100] ^= 0x40;
-            return !v.Verify(otherDigest, sig) && !v.Verify(digest, otherSig) && !v.Verify(digest, sig.AsSpan(1));
+            return !v.VerifyHash(otherDigest, sig) && !v.VerifyHash(digest, otherSig) && !v.VerifyHash(digest, sig.AsSpan(1));
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or CryptographicException or PlatformNotSupportedException)
         {

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Microsoft.IdentityModel.Tokens;
 
 namespace GitLabCiAuth.Keys;
@@ -57,11 +56,7 @@ public sealed class SigningKey
         if (!Accepts(alg) || signatureLength <= 0) return false;
         if (KeyType == JwkKeyType.EC && !EcdsaSignature.IsCanonical(Curve, signature.AsSpan(0, signatureLength))) return false;
         if (alg == JwsAlgorithm.RS256 && _rs256 is not null)
-        {
-            Span<byte> digest = stackalloc byte[32];
-            SHA256.HashData(input.AsSpan(0, inputLength), digest);
-            return _rs256.Verify(digest, signature.AsSpan(0, signatureLength));
-        }
+            return _rs256.VerifyData(input.AsSpan(0, inputLength), signature.AsSpan(0, signatureLength));
         var provider = Volatile.Read(ref _providers[(int)alg]);
         if (provider is null)
         {

@@ -58,8 +58,8 @@ public sealed class OpenSslRs256Tests
             (digest, [1]),
         };
         foreach (var (d, s) in cases)
-            Assert.Equal(rsa.VerifyHash(d, s, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1), v.Verify(d, s));
-        Assert.True(v.Verify(digest, sig));
+            Assert.Equal(rsa.VerifyHash(d, s, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1), v.VerifyHash(d, s));
+        Assert.True(v.VerifyHash(digest, sig));
     }
 
     [Fact]
@@ -68,9 +68,9 @@ public sealed class OpenSslRs256Tests
         using var rsa = RSA.Create(2048);
         var v = Verifier(rsa);
         var (digest, sig) = Signed(rsa, "a.b");
-        Assert.False(v.Verify(digest[..31], sig));
-        Assert.False(v.Verify([.. digest, 0], sig));
-        Assert.False(v.Verify(digest, []));
+        Assert.False(v.VerifyHash(digest[..31], sig));
+        Assert.False(v.VerifyHash([.. digest, 0], sig));
+        Assert.False(v.VerifyHash(digest, []));
     }
 
     [Fact]
@@ -79,7 +79,7 @@ public sealed class OpenSslRs256Tests
         using var rsa = RSA.Create(2048);
         var data = "a.b"u8.ToArray();
         var pss = rsa.SignData(data, HashAlgorithmName.SHA256, RSASignaturePadding.Pss);
-        Assert.False(Verifier(rsa).Verify(SHA256.HashData(data), pss));
+        Assert.False(Verifier(rsa).VerifyHash(SHA256.HashData(data), pss));
     }
 
     [Fact]
@@ -89,9 +89,9 @@ public sealed class OpenSslRs256Tests
         var v = Verifier(rsa);
         var (digest, sig) = Signed(rsa, "a.b");
         ERR_clear_error();
-        Assert.False(v.Verify(digest, Flip(sig, 7)));
+        Assert.False(v.VerifyHash(digest, Flip(sig, 7)));
         Assert.Equal(0UL, ERR_peek_error());
-        Assert.False(v.Verify(digest, sig[..10]));
+        Assert.False(v.VerifyHash(digest, sig[..10]));
         Assert.Equal(0UL, ERR_peek_error());
         Assert.True(rsa.VerifyHash(digest, sig, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1)); // .NET still works
     }
@@ -110,7 +110,7 @@ public sealed class OpenSslRs256Tests
             for (int i = 0; i < 100; i++)
             {
                 bool valid = (i + t) % 3 != 0;
-                if (v.Verify(digest, valid ? sig : bad) != valid) Interlocked.Increment(ref wrong);
+                if (v.VerifyHash(digest, valid ? sig : bad) != valid) Interlocked.Increment(ref wrong);
             }
         });
         Assert.Equal(0, wrong);
@@ -124,13 +124,13 @@ public sealed class OpenSslRs256Tests
         var (digest, sig) = Signed(rsa, "a.b");
         void UseAndDrop()
         {
-            for (int i = 0; i < 200; i++) Assert.True(Verifier(rsa).Verify(digest, sig));
+            for (int i = 0; i < 200; i++) Assert.True(Verifier(rsa).VerifyHash(digest, sig));
         }
         UseAndDrop();
         GC.Collect();
         GC.WaitForPendingFinalizers();
         GC.Collect();
-        Assert.True(Verifier(rsa).Verify(digest, sig));
+        Assert.True(Verifier(rsa).VerifyHash(digest, sig));
         Assert.True(rsa.VerifyHash(digest, sig, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1));
     }
 
