@@ -115,6 +115,45 @@ public class ProtoBufCodecTests
         Assert.Empty(fields["empty"].StructValue.Fields);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(100)]
+    [InlineData(118)]   // the Value's length 127 at a string of 124
+    [InlineData(119)]
+    [InlineData(120)]
+    [InlineData(124)]
+    [InlineData(125)]
+    [InlineData(126)]
+    [InlineData(127)]
+    [InlineData(128)]
+    [InlineData(16_370)]
+    [InlineData(16_380)]
+    [InlineData(16_384)]
+    [InlineData(2_097_200)] // nested lengths of three and four varint bytes
+    public void Nested_lengths_are_right_at_every_varint_width(int length)
+    {
+        // each nested message reserves one byte for its length and widens it when the length needs more: the lengths
+        // around 127/128 and 16383/16384 move the bytes after them, at every depth
+        using var o = new OutputBuffer();
+        var text = new string('q', length);
+        var tree = new Dictionary<string, object?>
+        {
+            ["a"] = text,
+            ["inner"] = new Dictionary<string, object?> { ["b"] = text, ["list"] = new List<object?> { text, "after" } },
+            ["z"] = "end",
+        };
+        new ProtoBufPdkCodec().WriteCall(o, PdkMethods.LogSetSerializeValue, PdkArgs.KV("k", tree));
+        var kv = M.KV.Parser.ParseFrom(Frames(o.WrittenSpan.ToArray())[1]);
+        var fields = kv.V.StructValue.Fields;
+        Assert.Equal(text, fields["a"].StringValue);
+        Assert.Equal(text, fields["inner"].StructValue.Fields["b"].StringValue);
+        Assert.Equal(text, fields["inner"].StructValue.Fields["list"].ListValue.Values[0].StringValue);
+        Assert.Equal("after", fields["inner"].StructValue.Fields["list"].ListValue.Values[1].StringValue);
+        Assert.Equal("end", fields["z"].StringValue);
+        // and the bytes are the canonical encoding (minimal varints), byte for byte what Google.Protobuf writes
+        Assert.Equal(Convert.ToHexString(kv.ToByteArray()), Convert.ToHexString(Frames(o.WrittenSpan.ToArray())[1]));
+    }
+
     [Fact]
     public void Log_arguments_are_a_ListValue()
     {

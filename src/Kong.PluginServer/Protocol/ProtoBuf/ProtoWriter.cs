@@ -64,19 +64,31 @@ internal readonly struct ProtoWriter(OutputBuffer output)
         output.Write(value);
     }
 
-    /// <summary>Starts a length-delimited nested message; finish it with <see cref="EndNested"/>.</summary>
+    /// <summary>
+    /// Starts a length-delimited nested message; finish it with <see cref="EndNested"/>. One byte is reserved for the
+    /// length, which is what nearly every nested message here needs (shorter than 128 bytes), so closing it seldom
+    /// moves what was written.
+    /// </summary>
     public int BeginNested(int field)
     {
         Tag(field, 2);
-        return output.Length;
+        int at = output.Length;
+        output.GetSpan(1);
+        output.Advance(1);
+        return at;
     }
 
-    /// <summary>Inserts the varint length of everything written since <see cref="BeginNested"/>.</summary>
+    /// <summary>Writes the varint length of everything written since <see cref="BeginNested"/> into its reserved byte, widening it when the length needs more.</summary>
     public void EndNested(int start)
     {
-        int len = output.Length - start;
+        int len = output.Length - start - 1;
+        if (len < 0x80)
+        {
+            output.SpanAt(start, 1)[0] = (byte)len;
+            return;
+        }
         int size = VarintSize((ulong)len);
-        output.ShiftRight(start, size);
+        output.ShiftRight(start + 1, size - 1);
         var span = output.SpanAt(start, size);
         ulong v = (ulong)len;
         int i = 0;
