@@ -45,10 +45,19 @@ public sealed class ClaimSet
 
     public bool TryGet(string name, out ClaimValue value)
     {
+        // names compiled from a config are ClaimNames' instances, as the retained names are: found by reference first
         var names = _names;
         for (int i = 0; i < names.Length; i++)
         {
-            if ((ReferenceEquals(names[i], name) || string.Equals(names[i], name, StringComparison.Ordinal)) && _values[i].IsPresent)
+            if (ReferenceEquals(names[i], name) && _values[i].IsPresent)
+            {
+                value = _values[i];
+                return true;
+            }
+        }
+        for (int i = 0; i < names.Length; i++)
+        {
+            if (string.Equals(names[i], name, StringComparison.Ordinal) && _values[i].IsPresent)
             {
                 value = _values[i];
                 return true;
@@ -79,7 +88,7 @@ public sealed class ClaimSet
             var v = Read(p.Value, p.Name);
             int at = names.IndexOf(p.Name);
             if (at >= 0) { values[at] = v; continue; }
-            names.Add(p.Name);
+            names.Add(ClaimNames.IfKnown(p.Name));
             values.Add(v);
         }
         return new ClaimSet([.. names], [.. values]);
@@ -157,7 +166,7 @@ public sealed class RetainedClaims
 
     public RetainedClaims(IEnumerable<string> names)
     {
-        Names = names.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        Names = ClaimNames.Canonical(names.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal));
         _utf8 = Names.Select(n => Encoding.UTF8.GetBytes(n)).ToArray();
         _byLength = new int[MaxIndexedLength + 1][];
         for (int len = 0; len <= MaxIndexedLength; len++)

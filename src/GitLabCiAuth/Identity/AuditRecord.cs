@@ -11,12 +11,13 @@ namespace GitLabCiAuth.Identity;
 /// </summary>
 public sealed class AuditRecord : IPdkValue
 {
-    public static readonly string[] IdentityClaims =
+    public static readonly string[] IdentityClaims = ClaimNames.Canonical(
     [
         "project_id", "project_path", "namespace_id", "namespace_path", "pipeline_id", "pipeline_source", "job_id",
         "ref", "ref_type", "ref_protected", "sha", "environment", "environment_protected", "deployment_tier",
         "runner_id", "runner_environment", "user_id", "user_login",
-    ];
+    ]);
+    private static readonly string Iss = ClaimNames.Canonical("iss"), UserEmail = ClaimNames.Canonical("user_email");
 
     public ClaimSet? Claims { get; init; }
     public bool IncludeEmail { get; init; }
@@ -37,8 +38,8 @@ public sealed class AuditRecord : IPdkValue
     public void WriteTo(PdkValueWriter w)
     {
         var values = new IdentityValues();
-        string? iss = Claims?.GetString("iss");
-        string? email = IncludeEmail ? Claims?.GetString("user_email") : null;
+        string? iss = Claims?.GetString(Iss);
+        string? email = IncludeEmail ? Claims?.GetString(UserEmail) : null;
         int n = 2;
         if (iss is not null) n++;
         if (email is not null) n++;

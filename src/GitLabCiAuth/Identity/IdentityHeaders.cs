@@ -13,7 +13,7 @@ public sealed class IdentityHeaders
 
     public IdentityHeaders(IReadOnlyDictionary<string, string> claimToHeader)
     {
-        _map = claimToHeader.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (kv.Key, kv.Value)).ToArray();
+        _map = claimToHeader.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (ClaimNames.Canonical(kv.Key), kv.Value)).ToArray();
     }
 
     public int Count => _map.Length;

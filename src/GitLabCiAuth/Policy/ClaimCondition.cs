@@ -9,7 +9,7 @@ internal sealed class ClaimCondition
 
     public ClaimCondition(string claim, ValueSource source, ClaimPattern[] patterns)
     {
-        Claim = claim;
+        Claim = ClaimNames.Canonical(claim);
         Source = source;
         Patterns = patterns;
     }

@@ -64,7 +64,7 @@ public sealed class GitLabTokenValidator : IDisposable
         var issuers = options.EffectiveIssuers;
         foreach (var a in options.Algorithms)
             if (JwsAlgorithms.TryParse(a, out var alg)) _allowedAlgs[(int)alg] = true;
-        _requiredClaims = options.RequiredClaims.Distinct(StringComparer.Ordinal).ToArray();
+        _requiredClaims = ClaimNames.Canonical(options.RequiredClaims.Distinct(StringComparer.Ordinal));
         _skewMs = options.ClockSkewSeconds * 1000L;
         _maxAgeMs = options.MaxTokenAgeSeconds * 1000L;
         _maxTokenBytes = options.MaxTokenBytes;

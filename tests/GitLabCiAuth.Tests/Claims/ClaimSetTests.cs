@@ -24,6 +24,24 @@ public sealed class ClaimSetTests
     }
 
     [Fact]
+    public void Names_are_found_by_their_text_whatever_instance_names_them()
+    {
+        // config-compiled names share ClaimNames' instances and are found by reference; any other instance of the same
+        // text (a name built at run time, a set built from plain values) is found by comparing characters
+        var retained = new RetainedClaims([new string("project_path".AsSpan()), "ref"]);
+        Assert.Same(ClaimNames.Canonical("project_path"), retained.Names[0]);
+        var set = ClaimSet.FromJson(Payload("""{"project_path":"acme/api","ref":"main"}"""), retained);
+        var runtimeName = string.Concat("project", "_path".AsSpan());
+        Assert.NotSame(ClaimNames.Canonical("project_path"), runtimeName);
+        Assert.Equal("acme/api", set.GetString(runtimeName));
+        Assert.Equal("main", set.GetString(ClaimNames.Canonical("ref")));
+        Assert.Null(set.GetString("project_pat"));
+
+        var plain = ClaimSet.FromValues([new(string.Concat("r", "ef".AsSpan()), ClaimValue.FromString("v1"))]);
+        Assert.Equal("v1", plain.GetString(ClaimNames.Canonical("ref")));
+    }
+
+    [Fact]
     public void Values_unique_to_a_job_are_not_interned()
     {
         var retained = new RetainedClaims(["job_id"]);
