@@ -42,6 +42,22 @@ public sealed class ClaimSetTests
     }
 
     [Fact]
+    public void The_name_table_keeps_one_instance_per_name_up_to_its_bound()
+    {
+        var table = new NameTable(maxNames: 2);
+        var a = table.Canonical(new string("ref".AsSpan()));
+        Assert.Same(a, table.Canonical(new string("ref".AsSpan())));
+        Assert.Same(a, table.IfKnown(new string("ref".AsSpan())));
+        var unknown = new string("sha".AsSpan());
+        Assert.Same(unknown, table.IfKnown(unknown));   // asking does not add
+        table.Canonical("sha");
+        var third = new string("jti".AsSpan());
+        Assert.Same(third, table.Canonical(third));     // past the bound: returned as it is, not kept
+        Assert.NotSame(third, table.Canonical(new string("jti".AsSpan())));
+        Assert.Equal(2, table.Count);
+    }
+
+    [Fact]
     public void Values_unique_to_a_job_are_not_interned()
     {
         var retained = new RetainedClaims(["job_id"]);
