@@ -2,7 +2,8 @@
 # Before/after on the nginx rig: two plugin-server binaries measured in alternating sittings (A B B A A B ...), so
 # that the machine's drift over the sitting falls on both alike. Prints, per scenario, each binary's medians and the
 # median of the per-round B/A ratios (server CPU per request, nginx CPU per request, req/s as a share of /noplugin,
-# p99). Every other option goes to run.sh (scenarios, duration, runs per sitting...).
+# p99), then the per-round server CPU ratios themselves. Every other option goes to run.sh (scenarios, duration, runs per
+# sitting...).
 #
 #   bash bench/nginx-rig/ab.sh --a /tmp/before/gitlab-ci-auth --b artifacts/bin/gitlab-ci-auth --rounds 4 \
 #        --scenarios example,gitlab-warm --runs 1 --duration 5
@@ -70,7 +71,8 @@ summary=$(jq -s --argjson rounds "$rounds" '
             server_us: ($pairs | map(select(.a.server_cpu_us_per_req > 0) | .b.server_cpu_us_per_req / .a.server_cpu_us_per_req) | median),
             nginx_us: ($pairs | map(select(.a.nginx_cpu_us_per_req > 0) | .b.nginx_cpu_us_per_req / .a.nginx_cpu_us_per_req) | median),
             x_noplugin: ($pairs | map(select(.a.x_noplugin > 0) | .b.x_noplugin / .a.x_noplugin) | median),
-            p99_us: ($pairs | map(select(.a.p99_us > 0) | .b.p99_us / .a.p99_us) | median) } } ]
+            p99_us: ($pairs | map(select(.a.p99_us > 0) | .b.p99_us / .a.p99_us) | median) },
+          server_rounds: ($pairs | map(select(.a.server_cpu_us_per_req > 0) | .b.server_cpu_us_per_req / .a.server_cpu_us_per_req)) } ]
 ' < <(for f in "$out"/*.json; do
        n=$(basename "$f" .json)
        jq -c --arg side "${n%%-*}" --argjson round "${n##*-}" '{side: $side, round: $round, result: .}' "$f"
@@ -92,6 +94,12 @@ echo "$summary" | jq -r '.[] | [.scenario,
     printf '%-20s %10.1f %10.1f %8.3f   %10.1f %10.1f %8.3f   %9.3f %9.3f %7.3f   %8.2f %8.2f %7.3f\n' \
       "$s" "${as/-/0}" "${bs/-/0}" "${r1/-/0}" "${an/-/0}" "${bn/-/0}" "${r2/-/0}" "${ax/-/0}" "${bx/-/0}" "${r3/-/0}" "$ap" "$bp" "${r4/-/0}"
   done
+
+# the per-round server CPU ratios: a median inside the spread of its rounds is not a change the rig can vouch for
+echo
+echo "server CPU B/A per round (B cheaper in k of n rounds; with 4 rounds, 4 of 4 happens by chance 1 time in 16):"
+echo "$summary" | jq -r '.[] | select(.server_rounds | length > 0)
+  | "  \(.scenario): \(.server_rounds | map(. * 1000 | round / 1000 | tostring) | join(" ")) (B cheaper in \(.server_rounds | map(select(. < 1)) | length) of \(.server_rounds | length))"'
 
 if [ -n "$json" ]; then
   jq -n --arg a "$a" --arg b "$b" --argjson rounds "$rounds" --argjson summary "$summary" \
