@@ -13,10 +13,19 @@ namespace GitLabCiAuth.Identity;
 public sealed class ProtectedHeaders
 {
     private readonly byte[][] _keys;
+    // bit n set: some key is n bytes long (n < 64). Most request headers are of no protected name's length and are
+    // settled by this one test; keys of 64 bytes or more are always compared.
+    private readonly ulong _lengths;
+    private readonly bool _longKeys;
 
     public ProtectedHeaders(IEnumerable<string> names)
     {
         _keys = names.Select(Key).Distinct(StringComparer.Ordinal).Select(Encoding.ASCII.GetBytes).ToArray();
+        foreach (var key in _keys)
+        {
+            if (key.Length < 64) _lengths |= 1UL << key.Length;
+            else _longKeys = true;
+        }
     }
 
     public int Count => _keys.Length;
@@ -30,6 +39,7 @@ public sealed class ProtectedHeaders
     /// <summary>Whether a header name (as Kong sent it) reads as one of the protected names.</summary>
     public bool Matches(ReadOnlySpan<byte> name)
     {
+        if (name.Length < 64 ? (_lengths & (1UL << name.Length)) == 0 : !_longKeys) return false;
         foreach (var key in _keys)
         {
             if (key.Length != name.Length) continue;
