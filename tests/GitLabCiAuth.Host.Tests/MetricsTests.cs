@@ -61,6 +61,7 @@ public sealed partial class MetricsTests
         // the build, and the process as /proc sees it (the published NativeAOT binary)
         Assert.Equal(1, samples["gitlab_ci_auth_build_info{version=\"0.1.0\",protocol=\"ProtoBuf:1\"}"]);
         Assert.Equal(1, samples["gitlab_ci_auth_rs256_openssl_direct"]); // the NativeAOT binary reaches OpenSSL 3 itself
+        Assert.Equal(1, samples["gitlab_ci_auth_sha256_openssl_direct"]);
         var stat = File.ReadAllText($"/proc/{host.Pid}/statm").Split(' ');
         double rss = double.Parse(stat[1], CultureInfo.InvariantCulture) * Environment.SystemPageSize;
         Assert.InRange(samples["process_resident_memory_bytes"], rss / 2, rss * 2);

@@ -60,7 +60,10 @@ public sealed class MetricsEndpoint : IServerObserver, IDisposable
         var cacheSize = f.CreateGauge("gitlab_ci_auth_token_cache_entries", "Tokens in the verified-token caches.");
         var rs256Direct = f.CreateGauge("gitlab_ci_auth_rs256_openssl_direct",
             "1 when RS256 signatures are checked by OpenSSL 3 directly (contexts prepared per key), 0 when through .NET's RSA (OpenSSL 1.1, or the known-answer test failed).");
+        var sha256Direct = f.CreateGauge("gitlab_ci_auth_sha256_openssl_direct",
+            "1 when token and signing-input SHA-256 digests are computed by OpenSSL 3 directly (the algorithm fetched once), 0 when through .NET's SHA256.");
         build.WithLabels(version, protocol).Set(1);
+        sha256Direct.Set(GitLabCiAuth.Tokens.TokenHash.ComputedByOpenSsl ? 1 : 0);
         rs256Direct.Set(SigningKey.Rs256ThroughOpenSsl ? 1 : 0);
         started.Set(ProcessStats.StartTimeSeconds);
 

@@ -46,7 +46,7 @@ internal sealed unsafe partial class OpenSslRs256
     public bool VerifyData(ReadOnlySpan<byte> data, ReadOnlySpan<byte> signature)
     {
         Span<byte> digest = stackalloc byte[32];
-        SHA256.HashData(data, digest);
+        OpenSslSha256.HashData(data, digest);
         return VerifyHash(digest, signature);
     }
 

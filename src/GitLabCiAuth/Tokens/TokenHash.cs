@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Security.Cryptography;
 
 namespace GitLabCiAuth.Tokens;
 
@@ -14,13 +13,16 @@ public readonly struct TokenHash : IEquatable<TokenHash>
     public static TokenHash Compute(ReadOnlySpan<byte> token)
     {
         Span<byte> h = stackalloc byte[32];
-        SHA256.HashData(token, h);
+        Keys.OpenSslSha256.HashData(token, h);
         return new TokenHash(
             BinaryPrimitives.ReadUInt64BigEndian(h),
             BinaryPrimitives.ReadUInt64BigEndian(h[8..]),
             BinaryPrimitives.ReadUInt64BigEndian(h[16..]),
             BinaryPrimitives.ReadUInt64BigEndian(h[24..]));
     }
+
+    /// <summary>True when this process computes the SHA-256 through OpenSSL 3 directly (<see cref="Keys.OpenSslSha256"/>), false when through .NET's.</summary>
+    public static bool ComputedByOpenSsl => Keys.OpenSslSha256.IsAvailable;
 
     /// <summary>First 12 hex chars of the SHA-256 (the log field).</summary>
     public string ToShortHex() => (_a >> 16).ToString("x12", System.Globalization.CultureInfo.InvariantCulture);
