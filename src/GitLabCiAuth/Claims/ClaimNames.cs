@@ -13,6 +13,9 @@ public static class ClaimNames
     public const int MaxNames = 4096;
     private static readonly NameTable s_names = new(MaxNames);
 
+    /// <summary><c>iss</c>, which the log record and templates read whatever the config says.</summary>
+    public static readonly string Issuer = Canonical("iss");
+
     /// <summary>The process's instance of <paramref name="name"/>.</summary>
     public static string Canonical(string name) => s_names.Canonical(name);
 

@@ -17,7 +17,7 @@ public sealed class AuditRecord : IPdkValue
         "ref", "ref_type", "ref_protected", "sha", "environment", "environment_protected", "deployment_tier",
         "runner_id", "runner_environment", "user_id", "user_login",
     ]);
-    private static readonly string Iss = ClaimNames.Canonical("iss"), UserEmail = ClaimNames.Canonical("user_email");
+    private static readonly string UserEmail = ClaimNames.Canonical("user_email");
 
     public ClaimSet? Claims { get; init; }
     public bool IncludeEmail { get; init; }
@@ -38,7 +38,7 @@ public sealed class AuditRecord : IPdkValue
     public void WriteTo(PdkValueWriter w)
     {
         var values = new IdentityValues();
-        string? iss = Claims?.GetString(Iss);
+        string? iss = Claims?.GetString(ClaimNames.Issuer);
         string? email = IncludeEmail ? Claims?.GetString(UserEmail) : null;
         int n = 2;
         if (iss is not null) n++;

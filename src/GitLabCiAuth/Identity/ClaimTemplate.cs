@@ -22,7 +22,6 @@ public sealed class ClaimTemplate
 
     /// <summary><c>{iss_host}</c>: the host of the token's <c>iss</c> URL, lower-case (not a claim of the token).</summary>
     public const string IssuerHost = "iss_host";
-    private static readonly string Iss = ClaimNames.Canonical("iss");
 
     public string Source { get; }
     public IReadOnlyList<string> Claims => _claims;
@@ -60,7 +59,7 @@ public sealed class ClaimTemplate
         var sb = new StringBuilder(_literals[0]);
         for (int i = 0; i < _claims.Length; i++)
         {
-            var v = _claims[i] == IssuerHost ? HostOf(claims.GetString(Iss)) : claims.GetString(_claims[i]);
+            var v = _claims[i] == IssuerHost ? HostOf(claims.GetString(ClaimNames.Issuer)) : claims.GetString(_claims[i]);
             // the result names a credential or an ACL group (acl copies groups upstream): the claim as it is, or nothing
             if (v is null || !ClaimText.IsHeaderSafe(v)) return null;
             sb.Append(v).Append(_literals[i + 1]);

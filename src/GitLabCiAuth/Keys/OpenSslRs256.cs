@@ -18,7 +18,7 @@ namespace GitLabCiAuth.Keys;
 /// </summary>
 internal sealed unsafe partial class OpenSslRs256
 {
-    private const string LibCrypto = "libcrypto.so.3";
+    private const string LibCrypto = OpenSsl.LibCrypto;
     private const int RsaPkcs1Padding = 1;   // RSA_PKCS1_PADDING
     private const int PooledContexts = 4;    // one per thread verifying at once; more are made and freed on demand
 
@@ -63,7 +63,7 @@ internal sealed unsafe partial class OpenSslRs256
         fixed (byte* s = signature)
         fixed (byte* d = digest)
             rc = EVP_PKEY_verify(ctx, s, (nuint)signature.Length, d, (nuint)digest.Length);
-        if (rc != 1) ERR_clear_error(); // a bad signature queues OpenSSL errors; .NET's next call must not see them
+        if (rc != 1) OpenSsl.ClearErrors(); // a bad signature queues OpenSSL errors; .NET's next call must not see them
         Return(ctx);
         GC.KeepAlive(this);
         return rc == 1;
@@ -93,13 +93,13 @@ internal sealed unsafe partial class OpenSslRs256
         {
             _key.DangerousAddRef(ref added);
             nint ctx = EVP_PKEY_CTX_new(_key.DangerousGetHandle(), 0); // holds its own reference to the key
-            if (ctx == 0) { ERR_clear_error(); return 0; }
+            if (ctx == 0) { OpenSsl.ClearErrors(); return 0; }
             if (EVP_PKEY_verify_init(ctx) != 1
                 || EVP_PKEY_CTX_set_rsa_padding(ctx, RsaPkcs1Padding) != 1
                 || EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1)
             {
                 EVP_PKEY_CTX_free(ctx);
-                ERR_clear_error();
+                OpenSsl.ClearErrors();
                 return 0;
             }
             return ctx;
@@ -127,7 +127,7 @@ internal sealed unsafe partial class OpenSslRs256
     {
         try
         {
-            if (!OperatingSystem.IsLinux() || SafeEvpPKeyHandle.OpenSslVersion >> 28 != 3) return false;
+            if (!OpenSsl.DotNetUsesVersion3) return false;
             var v = CreateUnchecked(Convert.FromBase64String(KatModulus), [1, 0, 1]);
             if (v is null) return false;
             var digest = SHA256.HashData("gitlab-ci-auth known-answer test"u8);
@@ -163,5 +163,4 @@ internal sealed unsafe partial class OpenSslRs256
     [LibraryImport(LibCrypto)] private static partial int EVP_PKEY_CTX_set_signature_md(nint ctx, nint md);
     [LibraryImport(LibCrypto)] private static partial nint EVP_sha256();
     [LibraryImport(LibCrypto)] private static partial int EVP_PKEY_verify(nint ctx, byte* sig, nuint siglen, byte* tbs, nuint tbslen);
-    [LibraryImport(LibCrypto)] private static partial void ERR_clear_error();
 }

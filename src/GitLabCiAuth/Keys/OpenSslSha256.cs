@@ -16,7 +16,7 @@ namespace GitLabCiAuth.Keys;
 /// </summary>
 internal static unsafe partial class OpenSslSha256
 {
-    private const string LibCrypto = "libcrypto.so.3";
+    private const string LibCrypto = OpenSsl.LibCrypto;
     private static readonly nint s_md = Fetch(); // EVP_MD*, kept for the process's life; 0 when not used
 
     /// <summary>True when this process hashes through OpenSSL directly (decided once).</summary>
@@ -39,7 +39,7 @@ internal static unsafe partial class OpenSslSha256
         fixed (byte* o = destination)
             rc = EVP_Digest(d, (nuint)data.Length, o, &length, md, 0);
         if (rc == 1 && length == 32) return true;
-        ERR_clear_error();
+        OpenSsl.ClearErrors();
         return false;
     }
 
@@ -47,9 +47,9 @@ internal static unsafe partial class OpenSslSha256
     {
         try
         {
-            if (!OperatingSystem.IsLinux() || SafeEvpPKeyHandle.OpenSslVersion >> 28 != 3) return 0;
+            if (!OpenSsl.DotNetUsesVersion3) return 0;
             nint md = EVP_MD_fetch(0, "SHA256", 0);
-            if (md == 0) { ERR_clear_error(); return 0; }
+            if (md == 0) { OpenSsl.ClearErrors(); return 0; }
             if (AgreesWithDotNet(md)) return md;
             EVP_MD_free(md);
             return 0;
@@ -81,5 +81,4 @@ internal static unsafe partial class OpenSslSha256
     [LibraryImport(LibCrypto, StringMarshalling = StringMarshalling.Utf8)] private static partial nint EVP_MD_fetch(nint libctx, string algorithm, nint properties);
     [LibraryImport(LibCrypto)] private static partial void EVP_MD_free(nint md);
     [LibraryImport(LibCrypto)] private static partial int EVP_Digest(byte* data, nuint count, byte* md, uint* size, nint type, nint engine);
-    [LibraryImport(LibCrypto)] private static partial void ERR_clear_error();
 }

@@ -15,13 +15,15 @@ internal readonly struct ProtoWriter(OutputBuffer output)
 
     public void Tag(int field, int wireType) => Varint((ulong)((field << 3) | wireType));
 
-    public void Varint(ulong value)
+    public void Varint(ulong value) => output.Advance(EncodeVarint(output.GetSpan(10), value));
+
+    /// <summary>Writes <paramref name="value"/> as a varint at the start of <paramref name="span"/>; the bytes written.</summary>
+    private static int EncodeVarint(Span<byte> span, ulong value)
     {
-        var span = output.GetSpan(10);
         int i = 0;
         while (value >= 0x80) { span[i++] = (byte)(value | 0x80); value >>= 7; }
         span[i++] = (byte)value;
-        output.Advance(i);
+        return i;
     }
 
     public void VarintField(int field, long value) { Tag(field, 0); Varint((ulong)value); }
@@ -89,11 +91,7 @@ internal readonly struct ProtoWriter(OutputBuffer output)
         }
         int size = VarintSize((ulong)len);
         output.ShiftRight(start + 1, size - 1);
-        var span = output.SpanAt(start, size);
-        ulong v = (ulong)len;
-        int i = 0;
-        while (v >= 0x80) { span[i++] = (byte)(v | 0x80); v >>= 7; }
-        span[i] = (byte)v;
+        EncodeVarint(output.SpanAt(start, size), (ulong)len);
     }
 
     public static int VarintSize(ulong v)
